@@ -1,0 +1,404 @@
+"""gp.py - Gaussian-process regression and expected improvement, from scratch in NumPy.
+
+What is here, in reading order:
+  1. kernels: Matern 5/2 and squared exponential (RBF), one length-scale per input (ARD);
+  2. triangular solves and a Cholesky factorisation that adds jitter only when it must;
+  3. the log marginal likelihood and its gradient (GPML eqs. 2.30 and 5.9);
+  4. a small projected L-BFGS that fits the hyperparameters (scipy is not a dependency);
+  5. GP: fit (GPML Algorithm 2.1) and predict (GPML eqs. 2.25-2.26);
+  6. expected improvement for minimisation and its logarithm.
+
+References:
+  C. E. Rasmussen & C. K. I. Williams, "Gaussian Processes for Machine Learning",
+    MIT Press, 2006 ("GPML"). Chapter 2 (regression), Chapter 4 (kernels), Chapter 5.
+  D. R. Jones, M. Schonlau & W. J. Welch, "Efficient Global Optimization of Expensive
+    Black-Box Functions", Journal of Global Optimization 13, 455-492, 1998.
+  S. Ament, S. Daulton, D. Eriksson, M. Balandat & E. Bakshy, "Unexpected Improvements
+    to Expected Improvement for Bayesian Optimization", NeurIPS 2023.
+  J. Nocedal & S. J. Wright, "Numerical Optimization", 2nd ed., Springer, 2006 (L-BFGS).
+Depends on: numpy and the Python standard library only. Licence: MIT.
+"""
+import math
+import warnings
+
+import numpy as np
+
+# n: observed points  m: query points  d: input dims  p = d + 2: hyperparameters
+# theta (p,) = log([lengthscale_1 .. lengthscale_d, variance, noise]): what the optimiser moves.
+# Targets are standardised inside fit (mean 0, std 1), so variance and noise are in those units.
+
+LOG_BOUNDS = {"lengthscale": (1e-3, 1e3), "variance": (1e-3, 1e3), "noise": (1e-6, 1.0)}
+# Inputs are expected in the unit cube; the noise floor 1e-6 keeps K well conditioned.
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def scaled_sq_dist(X1, X2, lengthscale):
+    """Squared distance after dividing each input dim by its length-scale.
+
+    r2_ij = sum_k (X1_ik - X2_jk)^2 / lengthscale_k^2, summed dim by dim from the
+    differences, so that identical points give exactly 0 (no |a|^2 + |b|^2 - 2ab cancellation).
+    X1: (n1, d)  X2: (n2, d)  lengthscale: (d,)  returns: (n1, n2)
+    """
+    A, B = X1 / lengthscale, X2 / lengthscale         # (n1, d), (n2, d)
+    r2 = np.zeros((len(A), len(B)))                   # (n1, n2)
+    for k in range(A.shape[1]):
+        r2 += (A[:, k, None] - B[None, :, k]) ** 2    # (n1, n2)
+    return r2
+
+
+def matern52_of_r2(r2):
+    """Matern 5/2 with unit variance as a function of r2, and its derivative d k / d r2.
+
+    k = (1 + s + s^2/3) exp(-s),  s = sqrt(5 r2)          GPML eq. 4.17 with nu = 5/2
+    dk/dr2 = -(5/6) (1 + s) exp(-s)   (finite at r2 = 0: no division by r)
+    """
+    s = np.sqrt(5.0 * r2)
+    e = np.exp(-s)
+    return (1.0 + s + s * s / 3.0) * e, -(5.0 / 6.0) * (1.0 + s) * e
+
+
+def rbf_of_r2(r2):
+    """Squared exponential with unit variance: k = exp(-r2 / 2) (GPML eq. 4.9), dk/dr2 = -k/2."""
+    k = np.exp(-0.5 * r2)
+    return k, -0.5 * k
+
+
+def matern52(X1, X2, lengthscale, variance):
+    """Matern 5/2 ARD kernel matrix. X1: (n1, d)  X2: (n2, d)  returns: (n1, n2)"""
+    return variance * matern52_of_r2(scaled_sq_dist(X1, X2, lengthscale))[0]
+
+
+def rbf(X1, X2, lengthscale, variance):
+    """Squared-exponential ARD kernel matrix. X1: (n1, d)  X2: (n2, d)  returns: (n1, n2)"""
+    return variance * rbf_of_r2(scaled_sq_dist(X1, X2, lengthscale))[0]
+
+
+KERNEL_SHAPES = {"matern52": matern52_of_r2, "rbf": rbf_of_r2}
+
+# ----------------------------------------------------------------------------- linear algebra
+
+
+def solve_lower(L, B, block=64):
+    """X with L X = B for lower-triangular L, by blocked forward substitution.
+
+    Each diagonal block (block x block) is solved densely; everything else is a matrix
+    product, so the cost is O(n^2 k) like a textbook substitution, at BLAS speed.
+    L: (n, n)  B: (n,) or (n, k)  returns: the shape of B
+    """
+    X = np.array(B, dtype=float)                      # (n,) or (n, k), a fresh copy
+    for i in range(0, len(L), block):
+        j = min(i + block, len(L))
+        if i:
+            X[i:j] -= L[i:j, :i] @ X[:i]              # subtract the solved part
+        X[i:j] = np.linalg.solve(L[i:j, i:j], X[i:j])  # small dense block
+    return X
+
+
+def solve_upper(U, B):
+    """X with U X = B for upper-triangular U: reversing rows and columns makes it lower."""
+    return solve_lower(U[::-1, ::-1], np.asarray(B)[::-1])[::-1]
+
+
+def cholesky(K, max_jitter=1e-4, warn=True):
+    """Lower Cholesky factor of K, adding jitter * mean(diag K) to the diagonal if needed.
+
+    Jitter tries 0, then 1e-10, 1e-9, ... up to max_jitter (relative to the mean diagonal).
+    K: (n, n)  returns: L (n, n), the jitter used (relative)
+    """
+    scale = np.mean(np.diag(K))
+    for jitter in [0.0] + [10.0 ** e for e in range(-10, 1 + round(math.log10(max_jitter)))]:
+        try:
+            L = np.linalg.cholesky(K + jitter * scale * np.eye(len(K)))  # (n, n)
+        except np.linalg.LinAlgError:
+            continue
+        if jitter and warn:
+            warnings.warn(f"K was not positive definite; added jitter {jitter:g} x mean(diag K)")
+        return L, jitter
+    raise ValueError(f"Cholesky failed for n={len(K)} points even with jitter "
+                     f"{max_jitter:g} x mean(diag K); are there NaNs or huge values?")
+
+# ----------------------------------------------------------------------------- likelihood
+
+
+def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True):
+    """log p(y | X, theta) and its gradient with respect to theta (log hyperparameters).
+
+    log p = -1/2 y^T alpha - sum_i log L_ii - n/2 log 2 pi     GPML eq. 2.30 (Alg. 2.1, l. 7)
+    d log p / d theta_j = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta_j)        GPML eq. 5.9
+    sq_diffs: (n, n, d) squared input differences (X_ik - X_jk)^2, computed once per fit
+    y: (n,)  returns: lml (float; -inf if K cannot be factored), gradient (p,)
+    """
+    n, d = len(y), sq_diffs.shape[2]
+    lengthscale, variance, noise = np.exp(theta[:d]), np.exp(theta[d]), np.exp(theta[d + 1])
+    D = sq_diffs / lengthscale ** 2                   # (n, n, d) scaled, per dim
+    k, dk_dr2 = kernel_of_r2(D.sum(axis=2))           # (n, n) each, unit variance
+    try:
+        L = np.linalg.cholesky(variance * k + noise * np.eye(n))  # (n, n)  Alg. 2.1, line 2
+    except np.linalg.LinAlgError:                     # outside the usable region: reject
+        return -np.inf, np.zeros(len(theta))
+    if eval_gradient:                                 # eq. 5.9 needs K^-1 itself: build it
+        L_inv = solve_lower(L, np.eye(n))             # (n, n)  from the factor, never inv(K)
+        alpha = L_inv.T @ (L_inv @ y)                 # (n,)  line 3: L^T \ (L \ y)
+    else:
+        alpha = solve_upper(L.T, solve_lower(L, y))   # (n,)  line 3
+    lml = -0.5 * y @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * math.log(2 * math.pi)
+    if not eval_gradient:
+        return lml, None
+    W = np.outer(alpha, alpha) - L_inv.T @ L_inv      # (n, n)  alpha alpha^T - K^-1
+    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k) = variance * dk/dr2 * (-2 D_k)
+    grad_lengthscale = -variance * ((W * dk_dr2).reshape(-1) @ D.reshape(-1, d))  # (d,)
+    grad_variance = 0.5 * variance * np.sum(W * k)    # dK/dlog(variance) = variance * k
+    grad_noise = 0.5 * noise * np.trace(W)            # dK/dlog(noise) = noise * I
+    return lml, np.concatenate([grad_lengthscale, [grad_variance, grad_noise]])
+
+# ----------------------------------------------------------------------------- optimiser
+
+
+def minimize_box(f, x0, lower, upper, max_iter=200, memory=10, tol=1e-5, ftol=1e-9):
+    """Minimise f(x) -> (value, gradient) over the box lower <= x <= upper.
+
+    L-BFGS direction (Nocedal & Wright Alg. 7.4, the two-loop recursion) on the variables
+    that are not held at a bound, a projected step and a backtracking (Armijo) line search.
+    x0, lower, upper: (p,)  returns: x (p,), f(x)
+    """
+    x = np.clip(x0, lower, upper)
+    fx, g = f(x)
+    S, Y = [], []                                     # recent steps and gradient changes
+    for _ in range(max_iter):
+        held = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))
+        pg = np.where(held, 0.0, g)                   # projected gradient
+        if np.max(np.abs(pg)) < tol:
+            break
+        q, coeffs = pg.copy(), []                     # two-loop recursion: q -> H q
+        for s, yv in reversed(list(zip(S, Y))):
+            a = (s @ q) / (yv @ s)
+            q -= a * yv
+            coeffs.append(a)
+        if S:
+            q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])    # initial Hessian scale, N&W eq. 7.20
+        for (s, yv), a in zip(zip(S, Y), reversed(coeffs)):
+            q += s * (a - (yv @ q) / (yv @ s))
+        direction = np.where(held, 0.0, -q)
+        if direction @ pg >= 0:                       # not a descent direction: restart
+            direction, S, Y = -pg, [], []
+        step = 1.0 if S else min(1.0, 1.0 / np.max(np.abs(pg)))
+        while step > 1e-10:
+            x_new = np.clip(x + step * direction, lower, upper)
+            f_new, g_new = f(x_new)
+            if f_new <= fx + 1e-4 * g @ (x_new - x):  # Armijo sufficient decrease
+                break
+            step *= 0.5
+        else:
+            break                                     # no progress possible
+        s, yv = x_new - x, g_new - g
+        if s @ yv > 1e-12:                            # keep the pair only if curvature > 0
+            S, Y = (S + [s])[-memory:], (Y + [yv])[-memory:]
+        done = fx - f_new < ftol * max(1.0, abs(fx))
+        x, fx, g = x_new, f_new, g_new
+        if done:
+            break
+    return x, fx
+
+# ----------------------------------------------------------------------------- the GP
+
+
+class GP:
+    """Gaussian-process regression: exact inference by Cholesky (GPML Algorithm 2.1).
+
+    kernel: "matern52" or "rbf" (ARD); lengthscale (scalar or (d,)), variance, noise: the
+    starting (or, with optimize=False, fixed) hyperparameters, in standardised-y units.
+    After fit, the fitted values sit in the same attributes (lengthscale is then (d,)),
+    and a later fit warm-starts from them.
+    n_restarts: extra optimiser starts, chosen as the best of n_candidates random draws.
+    """
+
+    def __init__(self, kernel="matern52", lengthscale=1.0, variance=1.0, noise=1e-6,
+                 optimize=True, n_restarts=1, n_candidates=32):
+        if kernel not in KERNEL_SHAPES:
+            raise ValueError(f"kernel must be one of {list(KERNEL_SHAPES)}; got {kernel!r}")
+        for name, value in [("lengthscale", lengthscale), ("variance", variance), ("noise", noise)]:
+            v = np.asarray(value, dtype=float)
+            if v.ndim > 1 or not np.all(np.isfinite(v)) or not np.all(v > 0):
+                raise ValueError(f"{name} must be positive and finite; got {value!r}")
+        if not isinstance(n_restarts, int) or n_restarts < 0:
+            raise ValueError(f"n_restarts must be an int >= 0; got {n_restarts!r}")
+        self.kernel, self.optimize = kernel, optimize
+        self.lengthscale = np.asarray(lengthscale, dtype=float)
+        self.variance, self.noise = float(variance), float(noise)
+        self.n_restarts, self.n_candidates = n_restarts, n_candidates
+        self.X = None
+
+    def fit(self, X, y, rng=None):
+        """Standardise y, fit the hyperparameters (if optimize), factor K. X: (n, d)  y: (n,)"""
+        X, y = _check_X(X, "X"), np.asarray(y, dtype=float)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must be 1-D with one value per row of X ({len(X)}); "
+                             f"got shape {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or inf")
+        if self.lengthscale.ndim == 1 and len(self.lengthscale) not in (1, X.shape[1]):
+            raise ValueError(f"lengthscale has {len(self.lengthscale)} entries but X has "
+                             f"d={X.shape[1]} columns")
+        self.y_mean, self.y_scale = y.mean(), y.std()
+        if not self.y_scale > 0:
+            self.y_scale = 1.0                        # constant y: nothing to scale
+        y_std = (y - self.y_mean) / self.y_scale      # (n,)
+        sq_diffs = (X[:, None, :] - X[None, :, :]) ** 2  # (n, n, d)
+        shape = KERNEL_SHAPES[self.kernel]
+        theta = np.log(np.concatenate([np.broadcast_to(self.lengthscale, X.shape[1]),
+                                       [self.variance, self.noise]]))  # (p,)
+        if self.optimize:
+            theta = self._fit_theta(theta, sq_diffs, y_std, shape, rng)
+        d = X.shape[1]
+        self.lengthscale, self.variance, self.noise = (
+            np.exp(theta[:d]), float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
+        K = self.variance * shape(sq_diffs @ (1 / self.lengthscale ** 2))[0]  # (n, n)
+        self.L, self.jitter = cholesky(K + self.noise * np.eye(len(X)))       # Alg. 2.1, l. 2
+        self.alpha = solve_upper(self.L.T, solve_lower(self.L, y_std))        # line 3
+        self.X, self.y_std, self.theta = X, y_std, theta
+        return self
+
+    def _fit_theta(self, theta0, sq_diffs, y, shape, rng):
+        """Maximise the LML from theta0 (warm start) and the best random candidates."""
+        d = sq_diffs.shape[2]
+        bounds = [LOG_BOUNDS["lengthscale"]] * d + [LOG_BOUNDS["variance"], LOG_BOUNDS["noise"]]
+        lower, upper = np.log(np.array(bounds)).T    # (p,), (p,)
+        rng = np.random.default_rng(0) if rng is None else rng
+        candidates = rng.uniform(lower, upper, size=(self.n_candidates, len(lower)))
+        candidates[:, d] = 0.0                        # y is standardised: start variance at 1
+        screened = [log_marginal_likelihood(c, sq_diffs, y, shape, False)[0] for c in candidates]
+        starts = [np.clip(theta0, lower, upper)]
+        starts += [candidates[i] for i in np.argsort(screened)[::-1][:self.n_restarts]]
+
+        def negative_lml(t):
+            lml, grad = log_marginal_likelihood(t, sq_diffs, y, shape)
+            return (-lml, -grad) if np.isfinite(lml) else (np.inf, grad)
+
+        fits = [minimize_box(negative_lml, s, lower, upper, ftol=1e-7) for s in starts]
+        return min(fits, key=lambda fit: fit[1])[0]
+
+    def predict(self, X, return_std=False):
+        """Posterior mean (and std) of the latent f at X, in y's units.
+
+        mean = k*^T alpha                 GPML eq. 2.25 (Alg. 2.1, line 4)
+        var  = k(x, x) - v^T v,  v = L \\ k*   eq. 2.26 (lines 5-6); no noise term
+        X: (m, d)  returns: mean (m,), or (mean (m,), std (m,))
+        """
+        if self.X is None:
+            raise ValueError("predict called before fit")
+        X = _check_X(X, "X")
+        if X.shape[1] != self.X.shape[1]:
+            raise ValueError(f"X has d={X.shape[1]} columns but the GP was fitted with "
+                             f"d={self.X.shape[1]}")
+        shape = KERNEL_SHAPES[self.kernel]
+        Ks = self.variance * shape(scaled_sq_dist(self.X, X, self.lengthscale))[0]  # (n, m)
+        mean = Ks.T @ self.alpha                      # (m,)
+        if not return_std:
+            return mean * self.y_scale + self.y_mean
+        v = solve_lower(self.L, Ks)                   # (n, m)
+        var = np.maximum(self.variance - np.einsum("ij,ij->j", v, v), 0.0)  # (m,) rounding < 0
+        return mean * self.y_scale + self.y_mean, np.sqrt(var) * self.y_scale
+
+    def log_marginal_likelihood(self, theta=None, eval_gradient=False):
+        """LML of the fitted (standardised) data at the fitted theta, or at `theta` (p,).
+
+        With eval_gradient=True returns (lml, gradient (p,)), the optimiser's objective.
+        """
+        if self.X is None:
+            raise ValueError("log_marginal_likelihood called before fit")
+        theta = self.theta if theta is None else np.asarray(theta, dtype=float)
+        sq_diffs = (self.X[:, None, :] - self.X[None, :, :]) ** 2  # (n, n, d)
+        lml, grad = log_marginal_likelihood(theta, sq_diffs, self.y_std,
+                                            KERNEL_SHAPES[self.kernel], eval_gradient)
+        return (lml, grad) if eval_gradient else lml
+
+
+def _check_X(X, name):
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d); got shape {X.shape}")
+    if len(X) == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column; got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return X
+
+# ----------------------------------------------------------------------------- acquisition
+
+_erfc_object = np.frompyfunc(math.erfc, 1, 1)   # numpy has no erf; math.erfc is ~1 ulp
+
+
+def erfc(x):
+    """Complementary error function, elementwise, through math.erfc. x: any shape"""
+    return np.asarray(_erfc_object(np.asarray(x, dtype=float)), dtype=float)
+
+
+def normal_cdf(z):
+    """Phi(z) = erfc(-z / sqrt 2) / 2, accurate in both tails. z: any shape"""
+    return 0.5 * erfc(-np.asarray(z, dtype=float) / math.sqrt(2))
+
+
+def normal_pdf(z):
+    """phi(z) = exp(-z^2 / 2) / sqrt(2 pi). z: any shape"""
+    return np.exp(-0.5 * np.asarray(z, dtype=float) ** 2) / math.sqrt(2 * math.pi)
+
+
+def expected_improvement(mean, std, best, xi=0.0):
+    """How much a point is expected to beat `best` (lower is better).
+
+    EI = gain * Phi(z) + std * phi(z),  gain = best - mean - xi,  z = gain / std
+    Source: Jones, Schonlau & Welch (1998), eq. 15 (written there for minimisation).
+    mean, std: (m,) (or broadcastable)   best, xi: float   returns: (m,)
+    """
+    mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(std, dtype=float))
+    gain = best - mean - xi
+    safe_std = np.where(std > 0, std, 1.0)
+    z = gain / safe_std
+    exploit = gain * normal_cdf(z)
+    explore = safe_std * normal_pdf(z)
+    ei = np.maximum(exploit + explore, 0.0)           # rounding can dip below 0 far out
+    return np.where(std > 0, ei, np.maximum(gain, 0.0))  # std -> 0 limit
+
+
+def log_h(z):
+    """log(phi(z) + z Phi(z)), finite and accurate for every z (Ament et al. 2023, eq. 9).
+
+    For z > -1 directly. Below, h = phi(z) (1 - x sqrt(pi) erfcx(x)) with x = -z / sqrt 2
+    and erfcx(x) = exp(x^2) erfc(x); the bracket is computed directly for x < 10 and from
+    its asymptotic series sum_{k>=1} (-1)^(k+1) (2k-1)!! / (2x^2)^k beyond (no 1 - 1 loss).
+    z: (m,)  returns: (m,)
+    """
+    z = np.asarray(z, dtype=float)
+    out = np.empty_like(z)
+    upper = z > -1
+    zu = z[upper]
+    out[upper] = np.log(normal_pdf(zu) + zu * normal_cdf(zu))
+    x = -z[~upper] / math.sqrt(2)                     # (k,) all >= 0.707
+    bracket = np.empty_like(x)
+    near = x < 10
+    xn = x[near]
+    bracket[near] = 1 - math.sqrt(math.pi) * xn * np.exp(xn * xn) * erfc(xn)
+    t = 1 / (2 * x[~near] ** 2)                       # (k',) <= 0.005: the series converges fast
+    term, series = t.copy(), t.copy()
+    for k in range(2, 25):
+        term = -term * (2 * k - 1) * t
+        series += term
+    bracket[~near] = series
+    out[~upper] = -x * x - 0.5 * math.log(2 * math.pi) + np.log(bracket)  # log phi(z) = -x^2 - ...
+    return out
+
+
+def log_expected_improvement(mean, std, best, xi=0.0):
+    """log EI, finite where EI itself underflows to 0 (Ament et al. 2023, "LogEI").
+
+    log EI = log(std) + log h(z),  h(z) = phi(z) + z Phi(z),  z = (best - mean - xi) / std
+    std = 0 gives log(max(gain, 0)) (-inf when there is no gain).
+    mean, std: (m,)   best, xi: float   returns: (m,)
+    """
+    mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(std, dtype=float))
+    gain = best - mean - xi
+    safe_std = np.where(std > 0, std, 1.0)
+    with np.errstate(divide="ignore"):                # log(0) = -inf is the right answer
+        return np.where(std > 0, np.log(safe_std) + log_h(gain / safe_std),
+                        np.log(np.maximum(gain, 0.0)))
