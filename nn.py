@@ -323,9 +323,9 @@ def _uniform_nb(z):
 
 
 def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
-                 decay, keys):
+                 decay, keys, max_loss):
     """One epoch with the reference functions (also the GPU path). Returns the mean loss,
-    or nan as soon as a batch loss is not finite."""
+    or, as soon as a batch loss is not <= max_loss (NaN, inf, exploding), that loss."""
     xp, total = model.xp, 0.0
     dW_all = xp.zeros_like(model.theta)                             # (P,) gradient buffer
     dW, db = layer_views(dW_all, model.sizes)
@@ -336,8 +336,8 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
             for key, h in zip(keys, model.sizes[1:-1])]
         A, H, logits = forward(model.W, model.b, X[rows], model.activation, masks)
         loss, G = softmax_cross_entropy(logits, y[rows])
-        if not math.isfinite(loss):
-            return math.nan
+        if not loss <= max_loss:
+            return loss
         for target, grad in zip(dW + db, sum(backward(model.W, A, H, masks, G,
                                                       model.activation), [])):
             target[...] = grad
@@ -354,7 +354,8 @@ def _view(buffer, offset, rows, cols):
 
 @njit
 def _epoch_nb(theta, velocity, grad, decay, sizes, w_off, b_off, X, y, perm, batch, lr,
-              momentum, weight_decay, act, p, keys, Xb, yb, H_all, A_all, M_all, G1, G2, gemm):
+              momentum, weight_decay, act, p, keys, max_loss, Xb, yb, H_all, A_all, M_all, G1,
+              G2, gemm):
     """The same epoch as _epoch_numpy in one compiled call: the twins above for the
     elementwise work, gemm (numpy's BLAS, through ctypes) for the matrix products.
     Buffers come from _epoch_buffers: layer l's H, M and A (b, sizes[l+1]) sit at offset
@@ -380,8 +381,8 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_off, b_off, X, y, perm, bat
         G = _view(G1, 0, b, c)                                      # logits -> dL/dlogits
         loss = softmax_cross_entropy_nb(G, theta[b_off[L - 1]:b_off[L - 1] + c], yb[:b], G,
                                         grad[b_off[L - 1]:b_off[L - 1] + c])
-        if not math.isfinite(loss):
-            return math.nan
+        if not loss <= max_loss:                                    # diverged: stop now
+            return loss
         total += loss * b
         for l in range(L - 1, -1, -1):                              # backward
             h_in, h_out = sizes[l], sizes[l + 1]
@@ -444,6 +445,8 @@ def _find_gemm():
 
 
 GEMM = _find_gemm() if numba is not None else {}
+DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
+#                 keeps an exploding loss finite (1e4 and more), so NaN/inf alone miss it
 USE_NUMBA = bool(GEMM)          # the compiled epoch; set False to run the NumPy reference
 
 # ----------------------------------------------------------------------------- training
@@ -454,7 +457,8 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     """Mini-batch SGD with momentum on softmax cross-entropy.
 
     Each epoch visits the samples in a fresh order drawn from (seed, epoch); the last
-    batch may be smaller. Stops at once if the loss becomes NaN or inf (diverged=True).
+    batch may be smaller. Stops at once, with diverged=True, if a batch loss is NaN, inf, or
+    above DIVERGED x log(c) (DIVERGED times the loss of a uniform guess); nothing raises.
     X: (n, n_in)  y: (n,) ints in [0, c)
     returns: {"loss": [per epoch], "val_loss": [...], "val_accuracy": [...], "diverged": bool}
     """
@@ -481,6 +485,7 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     batch = int(min(batch_size, n))
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "diverged": False}
     buffers = _epoch_buffers(model.sizes, batch, model.dropout, model.dtype)
+    max_loss = DIVERGED * math.log(max(model.sizes[-1], 2))        # see DIVERGED
     with np.errstate(all="ignore"):                                 # divergence is reported
         for epoch in range(int(epochs)):
             perm = np.random.default_rng([seed, epoch]).permutation(n)  # (n,)
@@ -491,12 +496,12 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
                                  X=Xd, y=yd, perm=perm, batch=batch, lr=float(lr),
                                  momentum=float(momentum), weight_decay=float(weight_decay),
                                  act=ACTIVATIONS[model.activation], p=float(model.dropout),
-                                 keys=keys, gemm=GEMM[model.dtype], **buffers)
+                                 keys=keys, max_loss=max_loss, gemm=GEMM[model.dtype], **buffers)
             else:
                 loss = _epoch_numpy(model, Xd, yd, xp.asarray(perm), batch, lr, momentum,
-                                    weight_decay, velocity, decay, keys)
+                                    weight_decay, velocity, decay, keys, max_loss)
             history["loss"].append(float(loss))
-            if not math.isfinite(loss):
+            if not loss <= max_loss:
                 history["diverged"] = True
                 break
             if X_val is not None:

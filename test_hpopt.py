@@ -1,0 +1,752 @@
+"""Tests for gp.py, hpopt.py, nn.py, demo.py and README.md.
+
+Each test checks a claim against an independent computation: a dense numpy.linalg formula,
+central finite differences, a Monte-Carlo average, a brute-force search, or the plain
+NumPy reference. Run: python -m pytest -q
+"""
+import concurrent.futures
+import json
+import math
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import gp
+import hpopt
+import nn
+
+settings.register_profile("hpopt", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile("hpopt")
+HERE = os.path.dirname(os.path.abspath(__file__))
+finite = dict(allow_nan=False, allow_infinity=False)
+
+
+# ============================================================================ gp.py
+
+def dense_matern52(X1, X2, lengthscale, variance):
+    """Matern 5/2 straight from its formula (GPML eq. 4.17), by Euclidean norms."""
+    r = np.linalg.norm((X1[:, None, :] - X2[None, :, :]) / lengthscale, axis=2)
+    return variance * (1 + math.sqrt(5) * r + 5 * r ** 2 / 3) * np.exp(-math.sqrt(5) * r)
+
+
+@given(st.integers(1, 8), st.integers(1, 3), st.integers(0, 10 ** 6),
+       st.floats(0.05, 5.0), st.sampled_from(["matern52", "rbf"]))
+def test_kernel_matrices_are_symmetric_positive_semidefinite(n, d, seed, ell, name):
+    X = np.random.default_rng(seed).uniform(size=(n, d))
+    K = getattr(gp, name)(X, X, np.full(d, ell), 2.0)
+    assert np.allclose(K, K.T, rtol=0, atol=1e-14)
+    assert np.linalg.eigvalsh(K).min() > -1e-10 * n
+    assert np.all(np.diag(K) == 2.0)                  # zero distance is exactly the variance
+
+
+@pytest.mark.parametrize("r", [0.0, 0.3, 1.0, 2.5])
+def test_kernels_equal_their_closed_forms(r):
+    X1, X2, ell = np.array([[0.0, 0.0]]), np.array([[0.6 * r, 0.8 * r]]), np.array([1.0, 1.0])
+    s = math.sqrt(5) * r
+    assert gp.matern52(X1, X2, ell, 1.5)[0, 0] == pytest.approx(
+        1.5 * (1 + s + s * s / 3) * math.exp(-s), rel=1e-13)
+    assert gp.rbf(X1, X2, ell, 1.5)[0, 0] == pytest.approx(1.5 * math.exp(-r * r / 2), rel=1e-13)
+
+
+@given(st.integers(1, 150), st.integers(1, 4), st.integers(0, 10 ** 6))
+def test_triangular_solves_match_numpy_solve(n, k, seed):
+    rng = np.random.default_rng(seed)
+    L = np.tril(rng.standard_normal((n, n))) + n * np.eye(n)
+    B = rng.standard_normal((n, k))
+    assert np.allclose(gp.solve_lower(L, B), np.linalg.solve(L, B), rtol=1e-10, atol=1e-12)
+    assert np.allclose(gp.solve_upper(L.T, B), np.linalg.solve(L.T, B), rtol=1e-10, atol=1e-12)
+    assert np.allclose(gp.solve_lower(L, B[:, 0]), np.linalg.solve(L, B[:, 0]), rtol=1e-10)
+
+
+@given(st.integers(1, 10), st.integers(1, 3), st.integers(0, 10 ** 6))
+def test_fixed_hyperparameter_posterior_matches_dense_inverse_formula(n, d, seed):
+    rng = np.random.default_rng(seed)
+    X, Xq = rng.uniform(size=(n, d)), rng.uniform(size=(7, d))
+    y = rng.standard_normal(n) * 3 + 1
+    ell, var, noise = rng.uniform(0.2, 2, size=d), 1.7, 0.05
+    model = gp.GP(lengthscale=ell, variance=var, noise=noise, optimize=False).fit(X, y)
+    mu, sd = y.mean(), y.std() if y.std() > 0 else 1.0
+    ys = (y - mu) / sd
+    K_inv = np.linalg.inv(dense_matern52(X, X, ell, var) + noise * np.eye(n))
+    Ks = dense_matern52(X, Xq, ell, var)
+    mean, std = model.predict(Xq, return_std=True)
+    assert np.allclose(mean, mu + sd * Ks.T @ K_inv @ ys, rtol=1e-8, atol=1e-10)
+    assert np.allclose(std, sd * np.sqrt(np.maximum(var - np.sum(Ks * (K_inv @ Ks), 0), 0)),
+                       rtol=1e-7, atol=1e-7)
+    logdet = np.linalg.slogdet(dense_matern52(X, X, ell, var) + noise * np.eye(n))[1]
+    lml = -0.5 * ys @ K_inv @ ys - 0.5 * logdet - 0.5 * n * math.log(2 * math.pi)
+    assert model.log_marginal_likelihood() == pytest.approx(lml, rel=1e-8, abs=1e-10)
+
+
+@given(st.integers(2, 12), st.integers(1, 3), st.integers(0, 10 ** 6),
+       st.sampled_from(["matern52", "rbf"]))
+def test_lml_gradient_matches_central_differences(n, d, seed, kernel):
+    rng = np.random.default_rng(seed)
+    X, y = rng.uniform(size=(n, d)), rng.standard_normal(n)
+    model = gp.GP(kernel, optimize=False).fit(X, y)
+    theta = np.concatenate([rng.uniform(-1.5, 1, d), [rng.uniform(-1, 1), rng.uniform(-6, -1)]])
+    _, grad = model.log_marginal_likelihood(theta, eval_gradient=True)
+    h = 1e-6
+    fd = [(model.log_marginal_likelihood(theta + h * e) - model.log_marginal_likelihood(theta - h * e))
+          / (2 * h) for e in np.eye(len(theta))]
+    assert np.allclose(grad, fd, rtol=1e-5, atol=1e-6)
+
+
+def _toy_data(n=30, d=3, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, d))
+    return X, np.sin(6 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_never_lowers_the_lml_and_ends_at_a_stationary_point_or_bound(seed):
+    X, y = _toy_data(seed=seed)
+    start = gp.GP(optimize=False).fit(X, y).log_marginal_likelihood()
+    model = gp.GP().fit(X, y)
+    assert model.log_marginal_likelihood() >= start
+    lml, grad = model.log_marginal_likelihood(model.theta, eval_gradient=True)
+    lower, upper = np.log(np.array([gp.LOG_BOUNDS["lengthscale"]] * 3
+                                   + [gp.LOG_BOUNDS["variance"], gp.LOG_BOUNDS["noise"]])).T
+    on_bound = (np.isclose(model.theta, lower) & (grad < 0)) | (np.isclose(model.theta, upper) & (grad > 0))
+    assert np.all(on_bound | (np.abs(grad) < 1e-2 * max(1, abs(lml)) ** 0.5))
+
+
+def test_noise_free_fit_interpolates_and_variance_stays_below_prior():
+    X, y = _toy_data(n=15)
+    model = gp.GP(noise=1e-10, optimize=False).fit(X, y)
+    mean, std = model.predict(X, return_std=True)
+    assert np.allclose(mean, y, atol=1e-5 * y.std())
+    assert np.all(std < 1e-3 * y.std())
+    _, std_far = model.predict(np.random.default_rng(0).uniform(-2, 3, size=(500, 3)), return_std=True)
+    assert np.all(std_far <= math.sqrt(model.variance) * model.y_scale * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("case", ["duplicates", "single", "constant", "huge", "tiny", "close"])
+def test_degenerate_data_fits_with_finite_predictions(case):
+    rng = np.random.default_rng(0)
+    X, y = _toy_data(n=12)
+    if case == "duplicates":
+        X, y = np.vstack([X, X]), np.concatenate([y, y])
+    elif case == "single":
+        X, y = X[:1], y[:1]
+    elif case == "constant":
+        y = np.full(len(y), 4.2)
+    elif case == "huge":
+        y = y * 1e9
+    elif case == "tiny":
+        y = y * 1e-9
+    elif case == "close":
+        X = np.vstack([X, X[:3] + 1e-12])
+        y = np.concatenate([y, y[:3] + 1e-3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")               # a jitter warning is allowed here
+        model = gp.GP().fit(X, y)
+    mean, std = model.predict(rng.uniform(size=(20, X.shape[1])), return_std=True)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std >= 0)
+    if case == "constant":
+        assert np.allclose(mean, 4.2)
+
+
+def test_cholesky_adds_jitter_with_a_warning_and_fails_with_a_clear_error():
+    v = np.array([1.0, 1.0, 1.0])
+    with pytest.warns(UserWarning, match="jitter"):
+        L, jitter = gp.cholesky(np.outer(v, v))       # rank 1: needs jitter
+    assert jitter > 0 and np.allclose(L @ L.T, np.outer(v, v), atol=1e-4)
+    with pytest.raises(ValueError, match="n=3"):
+        gp.cholesky(-np.eye(3))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: gp.GP().fit(np.ones(3), np.ones(3)), "X must be 2-D"),
+    (lambda: gp.GP().fit(np.ones((3, 1)), np.ones(4)), "y must be 1-D"),
+    (lambda: gp.GP().fit(np.ones((3, 1)), np.ones((3, 1))), "y must be 1-D"),
+    (lambda: gp.GP().fit(np.array([[np.nan]]), np.ones(1)), "NaN"),
+    (lambda: gp.GP().fit(np.ones((1, 1)), np.array([np.inf])), "NaN or inf"),
+    (lambda: gp.GP().fit(np.ones((0, 2)), np.ones(0)), "at least one row"),
+    (lambda: gp.GP().fit(np.ones((2, 2)), np.ones(2)).predict(np.ones((2, 3))), "d=3"),
+    (lambda: gp.GP().predict(np.ones((2, 2))), "before fit"),
+    (lambda: gp.GP(lengthscale=-1.0), "lengthscale"),
+    (lambda: gp.GP(variance=0.0), "variance"),
+    (lambda: gp.GP(noise=-1e-3), "noise"),
+    (lambda: gp.GP(kernel="cubic"), "kernel"),
+])
+def test_gp_rejects_bad_input_with_a_clear_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_expected_improvement_hand_checked_value():
+    # mu = 0, sigma = 1, best = -0.5: z = -0.5, EI = -0.5 Phi(-0.5) + phi(-0.5)
+    # = -0.5 * 0.3085375387 + 0.3520653268 = 0.1977965574 (normal table)
+    assert gp.expected_improvement(0.0, 1.0, -0.5) == pytest.approx(0.1977966, abs=1e-7)
+
+
+@given(st.floats(-3, 3), st.floats(0.05, 3), st.floats(-3, 3))
+def test_expected_improvement_matches_monte_carlo(mean, std, best):
+    f = np.random.default_rng(0).normal(mean, std, size=200_000)
+    gains = np.maximum(best - f, 0)
+    se = gains.std() / math.sqrt(len(f))
+    assert abs(gp.expected_improvement(mean, std, best) - gains.mean()) <= 3 * se + 1e-12
+
+
+@given(st.lists(st.floats(-5, 5, **finite), min_size=2, max_size=20), st.floats(0.01, 3),
+       st.floats(-5, 5))
+def test_expected_improvement_is_nonnegative_and_falls_as_the_mean_rises(means, std, best):
+    means = np.sort(means)
+    ei = gp.expected_improvement(means, std, best)
+    assert np.all(ei >= 0) and np.all(np.diff(ei) <= 1e-15)
+    stds = np.linspace(0.01, 3, 20)
+    assert np.all(np.diff(gp.expected_improvement(means[0], stds, best)) >= -1e-15)
+
+
+def test_expected_improvement_at_zero_std_is_the_plain_gain():
+    assert np.allclose(gp.expected_improvement([0.0, 2.0], [0.0, 0.0], 1.0, xi=0.25), [0.75, 0.0])
+
+
+def test_log_ei_equals_log_of_ei_where_ei_is_accurate():
+    z = np.linspace(-5, 8, 2001)                      # EI by its textbook formula is exact here
+    assert np.allclose(gp.log_expected_improvement(-z, 1.0, 0.0),
+                       np.log(gp.expected_improvement(-z, 1.0, 0.0)), rtol=1e-10, atol=1e-12)
+    assert np.allclose(gp.log_expected_improvement([1.0, 2.0], [0.0, 0.0], 3.0), np.log([2.0, 1.0]))
+
+
+def test_log_ei_matches_high_precision_arithmetic_far_in_the_tail():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    z = np.concatenate([-np.logspace(0, 3, 60), np.linspace(-40, -1, 79)])
+    ref = [float(mpmath.log(mpmath.npdf(mpmath.mpf(v)) + mpmath.mpf(v) * mpmath.ncdf(mpmath.mpf(v))))
+           for v in z]
+    assert np.allclose(gp.log_h(z), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_log_ei_is_finite_and_strictly_increasing_down_to_z_minus_1000():
+    z = np.linspace(-1000, 5, 100_001)
+    log_ei = gp.log_expected_improvement(-z, 1.0, 0.0)
+    assert np.all(np.isfinite(log_ei)) and np.all(np.diff(log_ei) > 0)
+    # asymptotically log h(z) ~ -z^2/2 - log(sqrt(2 pi)) - 2 log|z|
+    assert log_ei[0] == pytest.approx(-5e5 - 0.5 * math.log(2 * math.pi) - 2 * math.log(1000), rel=1e-9)
+
+
+# ============================================================================ hpopt.py: spaces
+
+@st.composite
+def dimensions(draw):
+    kind = draw(st.sampled_from(["real", "real_log", "int", "int_log", "choice"]))
+    if kind == "choice":
+        return hpopt.Choice(draw(st.lists(st.one_of(st.integers(-5, 5), st.text(max_size=3),
+                                                    st.none()), min_size=1, max_size=5,
+                                          unique_by=lambda v: (type(v), v))))
+    if kind.startswith("real"):
+        log = kind == "real_log"
+        low = draw(st.floats(1e-6, 1e3) if log else st.floats(-1e6, 1e6))
+        high = draw(st.floats(low * (1 + 1e-6) + 1e-9, low * 1e4 + 1e3 if log else 2e6))
+        return hpopt.Real(low, high, log=log)
+    low = draw(st.integers(1, 1000) if kind == "int_log" else st.integers(-1000, 1000))
+    return hpopt.Integer(low, draw(st.integers(low, low + 10 ** draw(st.integers(0, 6)))),
+                         log=kind == "int_log")
+
+
+def in_dimension(dim, value):
+    if isinstance(dim, hpopt.Choice):
+        return any(type(o) is type(value) and o == value for o in dim.options)
+    kind = float if isinstance(dim, hpopt.Real) else int
+    return type(value) is kind and dim.low <= value <= dim.high
+
+
+@given(dimensions(), st.integers(1, 6), st.lists(st.floats(0, 1), min_size=1, max_size=10),
+       st.integers(0, 2 ** 32))
+def test_every_drawn_grid_and_decoded_value_is_valid_and_native(dim, n_points, us, seed):
+    space = {"x": dim}
+    values = [p["x"] for p in hpopt.RandomSearch(space, seed).ask(10)]
+    values += dim.grid(n_points) + [dim.from_unit(u) for u in us]
+    assert all(in_dimension(dim, v) for v in values)
+    for v in values:                                  # decode(encode(v)) == v
+        back = dim.from_unit(dim.to_unit(v))
+        assert back == v if not isinstance(dim, hpopt.Real) else back == pytest.approx(v, rel=1e-9)
+    assert np.allclose(dim.snap(dim.snap(np.array(us))), dim.snap(np.array(us)))
+
+
+def test_log_dimensions_draw_uniformly_in_the_log():
+    space = {"lr": hpopt.Real(1e-5, 1e-1, log=True)}
+    draws = np.array([p["lr"] for p in hpopt.RandomSearch(space, seed=0).ask(20_000)])
+    counts, _ = np.histogram(np.log10(draws), bins=10, range=(-5, -1))
+    chi2 = np.sum((counts - 2000) ** 2 / 2000)
+    assert chi2 < 27.88                               # chi-square, 9 dof, p = 0.001
+
+
+def test_grid_holds_every_combination_once_with_both_ends():
+    space = {"a": hpopt.Real(0.1, 10, log=True), "b": hpopt.Integer(1, 9), "c": hpopt.Choice(["x", "y"])}
+    search = hpopt.GridSearch(space, n_points=4)
+    points = search.ask(1000)
+    assert len(points) == len(search) == 4 * 4 * 2 and search.ask(1) == []
+    assert len({tuple(p.values()) for p in points}) == len(points)
+    assert {p["a"] for p in points} >= {0.1, 10.0} and {p["b"] for p in points} >= {1, 9}
+
+
+def test_grid_search_returns_the_argmin_of_its_own_grid():
+    space = {"x": hpopt.Real(-2, 2), "y": hpopt.Integer(-3, 3)}
+    f = lambda p: (p["x"] - 0.7) ** 2 + (p["y"] + 1.2) ** 2
+    result = hpopt.grid_search(f, space, n_points=5)
+    brute = min((f({"x": x, "y": y}), x, y) for x in np.linspace(-2, 2, 5) for y in range(-3, 4)
+                if y in space["y"].grid(5))
+    assert result.best_value == pytest.approx(brute[0]) and len(result.trials) == 25
+
+
+def test_random_search_covers_a_discrete_space_before_repeating():
+    space = {"a": hpopt.Integer(0, 3), "b": hpopt.Choice([True, False, None])}
+    points = hpopt.RandomSearch(space, seed=1).ask(12)
+    assert len({(p["a"], p["b"]) for p in points}) == 12
+
+
+# ============================================================================ hpopt.py: Bayesian search
+
+MIXED = {"lr": hpopt.Real(1e-4, 1e-1, log=True), "layers": hpopt.Integer(1, 4),
+         "act": hpopt.Choice(["relu", "tanh"]), "drop": hpopt.Real(0.0, 0.5)}
+
+
+def mixed_objective(p):
+    return ((math.log10(p["lr"]) + 2.3) ** 2 + 0.1 * (p["layers"] - 3) ** 2
+            + (p["act"] == "tanh") * 0.2 + (p["drop"] - 0.2) ** 2)
+
+
+def test_bayesian_search_asks_only_valid_distinct_points():
+    search = hpopt.BayesianSearch(MIXED, seed=0, n_initial=4)
+    seen = set()
+    for _ in range(12):
+        asked = search.ask(2)                         # two at a time: the constant liar
+        for p in asked:
+            assert all(in_dimension(MIXED[k], v) for k, v in p.items())
+            key = tuple(p.values())
+            assert key not in seen
+            seen.add(key)
+        for p in asked:
+            search.tell(p, mixed_objective(p))
+    tight = {"a": hpopt.Integer(0, 2), "b": hpopt.Choice(["x", "y"])}   # 6 points in all
+    search = hpopt.BayesianSearch(tight, seed=0, n_initial=2)
+    asked = []
+    for _ in range(6):
+        p = search.ask()[0]
+        asked.append(tuple(p.values()))
+        search.tell(p, float(p["a"]))
+    assert len(set(asked)) == 6
+
+
+def test_acquisition_maximiser_never_returns_less_than_its_best_candidate():
+    rng = np.random.default_rng(0)
+    score = lambda U: -np.sum((U - 0.37) ** 2, axis=1)
+    pool = rng.uniform(size=(200, 3))
+    U, s = hpopt.maximize_acquisition(score, pool, lambda U: np.clip(U, 0, 1), rng)
+    assert s[0] >= score(pool).max() and np.allclose(score(U[:1]), s[0])
+    assert np.all(np.diff(s) <= 0)
+
+
+def branin(p):
+    x, y = p["x"], p["y"]
+    b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
+    return (y - b * x ** 2 + c * x - 6) ** 2 + 10 * (1 - t) * math.cos(x) + 10
+
+
+BRANIN = {"x": hpopt.Real(-5, 10), "y": hpopt.Real(0, 15)}
+BRANIN_MIN = 5 / (4 * math.pi)
+
+
+def test_bayesian_search_beats_random_on_branin_and_its_initial_design_alone_does_not():
+    def median_log_regret(search, **kw):
+        return np.median([math.log10(search(branin, BRANIN, n_trials=30, seed=s, **kw).best_value
+                                     - BRANIN_MIN) for s in range(10)])
+    bayes = median_log_regret(hpopt.bayesian_search)
+    random = median_log_regret(hpopt.random_search)
+    design_only = median_log_regret(hpopt.bayesian_search, n_initial=30)
+    assert bayes < random - 1 and design_only > bayes + 1
+
+
+def test_seeds_reproduce_the_same_trials():
+    for search in (hpopt.random_search, hpopt.bayesian_search):
+        a, b, c = (search(mixed_objective, MIXED, n_trials=8, seed=s) for s in (5, 5, 6))
+        assert [t.params for t in a.trials] == [t.params for t in b.trials]
+        assert [t.params for t in a.trials] != [t.params for t in c.trials]
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    assert hpopt.RandomSearch(MIXED, rng_a).ask(3) == hpopt.RandomSearch(MIXED, rng_b).ask(3)
+
+
+# ============================================================================ hpopt.py: the loop
+
+def test_failed_evaluations_are_recorded_and_the_search_goes_on():
+    outcomes = iter([1.0, math.nan, math.inf, "oops", ZeroDivisionError("no"), 0.5, -math.inf])
+
+    def objective(p):
+        out = next(outcomes)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    for search in (hpopt.random_search, hpopt.bayesian_search):
+        outcomes = iter([1.0, math.nan, math.inf, "oops", ZeroDivisionError("no"), 0.5, -math.inf])
+        result = search(objective, MIXED, n_trials=7, seed=0, catch=ZeroDivisionError)
+        assert [t.status for t in result.trials] == ["ok", "failed", "failed", "failed", "failed",
+                                                     "ok", "failed"]
+        assert "ZeroDivisionError: no" in result.trials[4].error
+        assert "not a number" in result.trials[3].error
+        assert result.best_value == 0.5 and result.best_so_far == [1, 1, 1, 1, 1, 0.5, 0.5]
+
+
+def test_an_uncaught_exception_propagates_with_the_finished_trials():
+    calls = []
+
+    def objective(p):
+        calls.append(p)
+        if len(calls) == 3:
+            raise RuntimeError("boom")
+        return 1.0
+
+    with pytest.raises(RuntimeError, match="boom") as info:
+        hpopt.random_search(objective, MIXED, n_trials=10, seed=0)
+    assert len(info.value.partial_result.trials) == 2
+
+
+def test_ctrl_c_returns_the_finished_trials_marked_interrupted():
+    def objective(p):
+        if objective.calls == 3:
+            raise KeyboardInterrupt
+        objective.calls += 1
+        return 1.0
+    objective.calls = 0
+    result = hpopt.bayesian_search(objective, MIXED, n_trials=10, seed=0)
+    assert result.interrupted and len(result.trials) == 3
+
+
+def test_all_trials_failing_gives_a_clear_error_not_a_nan_best():
+    result = hpopt.random_search(lambda p: math.nan, MIXED, n_trials=3, seed=0)
+    with pytest.raises(ValueError, match="all 3 trials failed"):
+        result.best_params
+    result = hpopt.bayesian_search(lambda p: math.nan, MIXED, n_trials=6, seed=0, n_initial=2)
+    assert len(result.trials) == 6
+
+
+def test_callback_and_verbose_report_every_trial(capsys):
+    seen = []
+    hpopt.random_search(mixed_objective, MIXED, n_trials=3, seed=0, callback=seen.append,
+                        verbose=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [t.number for t in seen] == [0, 1, 2] and len(lines) == 3
+    assert "trial 3/3" in lines[-1] and "best" in lines[-1]
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: hpopt.Real(1, 1), ValueError, "low < high"),
+    (lambda: hpopt.Real(0, math.inf), ValueError, "finite"),
+    (lambda: hpopt.Real(0, 1, log=True), ValueError, "low > 0"),
+    (lambda: hpopt.Integer(1.5, 3), ValueError, "int bounds"),
+    (lambda: hpopt.Integer(3, 1), ValueError, "low <= high"),
+    (lambda: hpopt.Integer(0, 3, log=True), ValueError, "low >= 1"),
+    (lambda: hpopt.Choice([]), ValueError, "at least one"),
+    (lambda: hpopt.Choice(["a", "a"]), ValueError, "repeated"),
+    (lambda: hpopt.GridSearch({}), ValueError, "non-empty dict"),
+    (lambda: hpopt.GridSearch({"x": (0, 1)}), ValueError, "Real | Integer | Choice"),
+    (lambda: hpopt.GridSearch(MIXED, n_points=0), ValueError, "n_points"),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, n_trials=0), ValueError, "n_trials"),
+    (lambda: hpopt.BayesianSearch(MIXED, n_initial=0), ValueError, "n_initial"),
+    (lambda: hpopt.RandomSearch(MIXED, seed="7"), TypeError, "seed"),
+    (lambda: hpopt.RandomSearch(MIXED, seed=-1), TypeError, "seed"),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, 2, n_jobs=0), ValueError, "n_jobs"),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, 2, catch=[1]), TypeError, "catch"),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, 2, resume=True), ValueError, "log="),
+])
+def test_hpopt_rejects_bad_input_with_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# ============================================================================ hpopt.py: parallel, log, resume
+
+def slow_square(params):                              # top level: picklable for processes
+    return (params["x"] - 0.3) ** 2 + params["n"]
+
+
+SMALL = {"x": hpopt.Real(-1, 1), "n": hpopt.Integer(0, 3)}
+
+
+def trial_set(result):
+    return sorted((t.number, tuple(t.params.items()), t.value) for t in result.trials)
+
+
+def test_executor_runs_give_the_trials_of_a_sequential_run():
+    for search, kw in [(hpopt.grid_search, {"n_points": 3}), (hpopt.random_search, {"n_trials": 10, "seed": 4})]:
+        sequential = search(slow_square, SMALL, **kw)
+        with concurrent.futures.ThreadPoolExecutor(3) as executor:
+            threads = search(slow_square, SMALL, executor=executor, **kw)
+        processes = search(slow_square, SMALL, n_jobs=2, **kw)
+        assert trial_set(sequential) == trial_set(threads) == trial_set(processes)
+
+
+def test_parallel_bayesian_search_asks_distinct_valid_points_and_finishes():
+    result = hpopt.bayesian_search(slow_square, SMALL, n_trials=14, seed=0, n_initial=4, n_jobs=2)
+    keys = [tuple(t.params.values()) for t in result.trials]
+    assert len(result.trials) == 14 and len(set(keys)) == 14
+    assert all(in_dimension(SMALL[k], v) for t in result.trials for k, v in t.params.items())
+
+
+def test_a_process_executor_needs_a_picklable_objective():
+    with pytest.raises(TypeError, match="module top level"):
+        hpopt.random_search(lambda p: 1.0, SMALL, n_trials=2, n_jobs=2)
+
+
+KILL_KW = dict(grid=dict(n_points=4), random=dict(n_trials=12, seed=7),
+               bayesian=dict(n_trials=12, seed=7, n_initial=4))
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {here!r})
+import hpopt, test_hpopt
+def objective(p):
+    time.sleep(0.15)
+    return test_hpopt.branin(p)
+method = dict(grid=hpopt.grid_search, random=hpopt.random_search, bayesian=hpopt.bayesian_search)
+method[sys.argv[1]](objective, test_hpopt.BRANIN, log=sys.argv[2], **test_hpopt.KILL_KW[sys.argv[1]])
+"""
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayesian"])
+def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(method, tmp_path):
+    log = str(tmp_path / "search.jsonl")
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(here=HERE), method, log])
+    deadline = time.time() + 60
+    while time.time() < deadline:                     # wait for 6 finished trials, then kill
+        if os.path.exists(log) and open(log).read().count("\n") >= 7:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    logged = open(log).read().count('"number"')
+    assert 6 <= logged < 12
+    calls = []
+
+    def counting(p):
+        calls.append(p)
+        return branin(p)
+
+    fn = dict(grid=hpopt.grid_search, random=hpopt.random_search, bayesian=hpopt.bayesian_search)[method]
+    resumed = fn(counting, BRANIN, log=log, resume=True, **KILL_KW[method])
+    uninterrupted = fn(branin, BRANIN, **KILL_KW[method])
+    n = 16 if method == "grid" else 12
+    assert len(calls) == n - logged                   # nothing finished is evaluated again
+    assert trial_set(resumed) == trial_set(uninterrupted)
+    assert open(log).read().count('"number"') == n
+
+
+def test_a_log_cut_short_mid_line_is_resumed_with_a_warning(tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(slow_square, SMALL, n_trials=4, seed=1, log=log)
+    with open(log, "a") as f:
+        f.write('{"number": 4, "params": {"x": 0.')
+    with pytest.warns(UserWarning, match="skipped line 6"):
+        result = hpopt.random_search(slow_square, SMALL, n_trials=6, seed=1, log=log, resume=True)
+    assert trial_set(result) == trial_set(hpopt.random_search(slow_square, SMALL, n_trials=6, seed=1))
+
+
+def test_a_log_of_another_search_or_an_existing_log_is_refused(tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)
+    with pytest.raises(ValueError, match="another search"):
+        hpopt.random_search(slow_square, {"x": hpopt.Real(0, 1)}, n_trials=2, log=log, resume=True)
+    with pytest.raises(ValueError, match="another search"):
+        hpopt.bayesian_search(slow_square, SMALL, n_trials=2, log=log, resume=True)
+    with pytest.raises(ValueError, match="already exists"):
+        hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)
+    with pytest.raises(ValueError, match="seed=1"):
+        hpopt.random_search(slow_square, SMALL, n_trials=3, seed=2, log=log, resume=True)
+    lines = open(log).read().splitlines()
+    assert json.loads(lines[0])["method"] == "random" and len(lines) == 3
+
+
+def test_searches_run_on_a_dask_cluster_through_its_executor():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        executor = client.get_executor()
+        random = hpopt.random_search(slow_square, SMALL, n_trials=8, seed=2, executor=executor)
+        bayes = hpopt.bayesian_search(slow_square, SMALL, n_trials=10, seed=2, n_initial=4,
+                                      executor=executor)
+    assert trial_set(random) == trial_set(hpopt.random_search(slow_square, SMALL, n_trials=8, seed=2))
+    assert len(bayes.trials) == 10 and len({tuple(t.params.values()) for t in bayes.trials}) == 10
+
+
+# ============================================================================ nn.py
+
+def loss_of(theta, sizes, X, y, activation, masks):
+    W, b = nn.layer_views(theta, sizes)
+    return nn.softmax_cross_entropy(nn.forward(W, b, X, activation, masks)[2], y)[0]
+
+
+@pytest.mark.parametrize("activation, dropout", [("tanh", 0.0), ("relu", 0.0), ("tanh", 0.3),
+                                                 ("relu", 0.3)])
+def test_backprop_matches_central_differences_for_every_parameter(activation, dropout):
+    sizes = [3, 5, 4, 3]
+    model = nn.MLP(sizes, activation=activation, seed=1, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 3)), rng.integers(0, 3, 6)
+    masks = None if dropout == 0 else [nn.dropout_mask(9, np.arange(6), h, dropout, np.float64)
+                                       for h in sizes[1:-1]]
+    A, H, logits = nn.forward(model.W, model.b, X, activation, masks)
+    dW, db = nn.backward(model.W, A, H, masks, nn.softmax_cross_entropy(logits, y)[1], activation)
+    grad = np.concatenate([g.ravel() for pair in zip(dW, db) for g in pair])
+    h, theta = 1e-6, model.theta.copy()
+    fd = np.array([(loss_of(theta + h * e, sizes, X, y, activation, masks)
+                    - loss_of(theta - h * e, sizes, X, y, activation, masks)) / (2 * h)
+                   for e in np.eye(len(theta))])
+    assert np.allclose(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_softmax_cross_entropy_survives_huge_logits():
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
+    loss, G = nn.softmax_cross_entropy(logits, np.array([1, 2]))
+    assert loss == pytest.approx(1e4) and np.all(np.isfinite(G))   # row 1 pays 2e4, row 2 pays 0
+
+
+@given(st.integers(1, 9), st.integers(1, 7), st.integers(0, 10 ** 6), st.sampled_from([0, 1]),
+       st.sampled_from([0.0, 0.4]))
+def test_numba_twins_equal_their_numpy_references(b, h, seed, act, p):
+    rng = np.random.default_rng(seed)
+    name = ["relu", "tanh"][act]
+    Z, bias, G = rng.standard_normal((b, h)), rng.standard_normal(h), rng.standard_normal((b, h))
+    rows, key = rng.integers(0, 1000, b), int(rng.integers(2 ** 62))
+    H_ref = nn.hidden_forward(Z, bias, name)
+    M_ref = nn.dropout_mask(key, rows, h, p, np.float64)
+    Zc, M, A = Z.copy(), np.zeros((b, h)), np.zeros((b, h))
+    nn.hidden_forward_nb(Zc, bias, act, p, key, rows, M, A)
+    assert np.allclose(Zc, H_ref, rtol=1e-6)
+    if p > 0:
+        assert np.array_equal(M, M_ref) and np.allclose(A, H_ref * M_ref, rtol=1e-6)
+    G_ref = nn.hidden_backward(G, H_ref, M_ref if p > 0 else None, name)
+    Gc, db = G.copy(), np.zeros(h)
+    nn.hidden_backward_nb(Gc, H_ref, M_ref, act, p, db)
+    assert np.allclose(Gc, G_ref, rtol=1e-6) and np.allclose(db, G_ref.sum(0), rtol=1e-6, atol=1e-12)
+    y = rng.integers(0, h, b)
+    loss_ref, G_ref = nn.softmax_cross_entropy(Z + bias, y)
+    Gc, db = np.zeros((b, h)), np.zeros(h)
+    assert nn.softmax_cross_entropy_nb(Z.copy(), bias, y, Gc, db) == pytest.approx(loss_ref, rel=1e-6)
+    assert np.allclose(Gc, G_ref, rtol=1e-6, atol=1e-15) and np.allclose(db, G_ref.sum(0), atol=1e-12)
+    theta, vel, grad, decay = (rng.standard_normal(h * b) for _ in range(4))
+    t_ref, v_ref = theta.copy(), vel.copy()
+    nn.sgd_momentum(t_ref, v_ref, grad, 0.1, 0.9, 0.01, decay)
+    nn.sgd_momentum_nb(theta, vel, grad, 0.1, 0.9, 0.01, decay)
+    assert np.allclose(theta, t_ref, rtol=1e-6) and np.allclose(vel, v_ref, rtol=1e-6)
+
+
+@pytest.fixture
+def spirals():
+    X, y = nn.make_spirals(200, 3, 0.2, seed=0)
+    return nn.train_val_test_split(X, y, seed=0)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_numba_training_matches_the_numpy_reference(spirals, monkeypatch, dropout):
+    if not nn.USE_NUMBA:
+        pytest.skip("numba or numpy's BLAS not found: only the NumPy path runs here")
+    (X, y), _, _ = spirals
+    runs = []
+    for use_numba in (True, False):
+        monkeypatch.setattr(nn, "USE_NUMBA", use_numba)
+        model = nn.MLP([2, 16, 16, 3], dropout=dropout, seed=3, dtype=np.float64)
+        history = nn.train(model, X, y, epochs=5, batch_size=25, lr=0.05, weight_decay=1e-3)
+        runs.append((model.theta.copy(), history["loss"]))
+    assert np.allclose(runs[0][0], runs[1][0], rtol=1e-5, atol=1e-8)
+    assert np.allclose(runs[0][1], runs[1][1], rtol=1e-5)
+
+
+def test_twins_run_unchanged_with_the_jit_disabled_and_without_numba():
+    code = ("import numpy as np, nn; X, y = nn.make_spirals(20, 3, 0.2, 0);"
+            "m = nn.MLP([2, 6, 3], dropout=0.2, dtype=np.float64);"
+            "h = nn.train(m, X, y, epochs=2, batch_size=7, lr=0.1); print(nn.USE_NUMBA, repr(h['loss']))")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    jit_off = subprocess.run([sys.executable, "-c", code], cwd=HERE, env=env, capture_output=True,
+                             text=True, check=True).stdout.split(" ", 1)
+    no_numba = subprocess.run([sys.executable, "-c", "import sys; sys.modules['numba'] = None;" + code],
+                              cwd=HERE, capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert no_numba[0] == "False"
+    assert np.allclose(eval(jit_off[1]), eval(no_numba[1]), rtol=1e-10)
+
+
+def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not():
+    a, b, c = nn.MLP([4, 8, 2], seed=1), nn.MLP([4, 8, 2], seed=1), nn.MLP([4, 8, 2], seed=2)
+    assert np.array_equal(a.theta, b.theta) and not np.array_equal(a.theta, c.theta)
+    assert nn.MLP([100, 50, 10], seed=0).W[0].std() == pytest.approx(math.sqrt(2 / 100), rel=0.05)
+
+
+def test_a_sensible_configuration_learns_the_spirals(spirals):
+    (X, y), (X_val, y_val), _ = spirals
+    model = nn.MLP([2, 64, 64, 3], seed=0)
+    history = nn.train(model, X, y, epochs=60, batch_size=32, lr=0.05, X_val=X_val, y_val=y_val)
+    assert history["val_accuracy"][-1] >= 0.95 and not history["diverged"]
+    assert history["loss"][-1] < history["loss"][0] and len(history["val_loss"]) == 60
+
+
+def test_a_huge_learning_rate_diverges_cleanly(spirals):
+    (X, y), _, _ = spirals
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # no warning spam either
+        for use_numba in {nn.USE_NUMBA, False}:
+            nn_use, nn.USE_NUMBA = nn.USE_NUMBA, use_numba
+            try:
+                history = nn.train(nn.MLP([2, 32, 32, 3], seed=0), X, y, epochs=20,
+                                   batch_size=16, lr=1e3)
+            finally:
+                nn.USE_NUMBA = nn_use
+            assert history["diverged"] and len(history["loss"]) < 20
+            assert not history["loss"][-1] <= nn.DIVERGED * math.log(3)
+            overflow = nn.train(nn.MLP([2, 8, 3], seed=0), X * 3e38, y, epochs=3, batch_size=16,
+                                lr=0.1)                   # float32 products overflow: NaN loss
+            assert overflow["diverged"] and not math.isfinite(overflow["loss"][-1])
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: nn.MLP([3]), ValueError, "sizes"),
+    (lambda: nn.MLP([3, 0, 2]), ValueError, "sizes"),
+    (lambda: nn.MLP([3, 2], activation="gelu"), ValueError, "activation"),
+    (lambda: nn.MLP([3, 2], dropout=1.0), ValueError, "dropout"),
+    (lambda: nn.MLP([3, 2], device="tpu"), ValueError, "device"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones(3), [0], 1, 1, 0.1), ValueError, "X must be 2-D"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 4)), [0, 1], 1, 1, 0.1), ValueError, "3 columns"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0, 2], 1, 1, 0.1), ValueError, r"\[0, 2\)"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0.5, 1], 1, 1, 0.1), ValueError, "integer"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0, 1, 1], 1, 1, 0.1), ValueError, "one label"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.full((2, 3), np.nan), [0, 1], 1, 1, 0.1), ValueError, "NaN"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0, 1], 1, 1, 0.0), ValueError, "lr"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0, 1], 0, 1, 0.1), ValueError, "epochs"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0, 1], 1, 0, 0.1), ValueError, "batch_size"),
+    (lambda: nn.train(nn.MLP([3, 2]), np.ones((2, 3)), [0, 1], 1, 1, 0.1, momentum=1.0),
+     ValueError, "momentum"),
+])
+def test_nn_rejects_bad_input_with_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_a_batch_larger_than_the_data_is_one_full_batch():
+    X, y = nn.make_spirals(10, 3, 0.2, 0)
+    history = nn.train(nn.MLP([2, 4, 3]), X, y, epochs=2, batch_size=10_000, lr=0.1)
+    assert len(history["loss"]) == 2 and all(math.isfinite(v) for v in history["loss"])
+
+
+def test_the_gpu_path_equals_the_cpu_path(spirals):
+    cupy = pytest.importorskip("cupy")
+    if not nn._gpu_available():
+        pytest.skip("CuPy is installed but no GPU is visible")
+    (X, y), (X_val, y_val), _ = spirals
+    for dropout in (0.0, 0.2):
+        cpu = nn.MLP([2, 32, 32, 3], dropout=dropout, seed=0, dtype=np.float64)
+        gpu = nn.MLP([2, 32, 32, 3], dropout=dropout, seed=0, dtype=np.float64, device="gpu")
+        h_cpu = nn.train(cpu, X, y, epochs=5, batch_size=32, lr=0.05, X_val=X_val, y_val=y_val)
+        h_gpu = nn.train(gpu, X, y, epochs=5, batch_size=32, lr=0.05, X_val=X_val, y_val=y_val)
+        assert np.allclose(cupy.asnumpy(gpu.theta), cpu.theta, rtol=1e-4, atol=1e-6)
+        assert np.allclose(h_gpu["loss"], h_cpu["loss"], rtol=1e-4)
+        assert isinstance(gpu.predict(X_val), np.ndarray)
