@@ -750,3 +750,61 @@ def test_the_gpu_path_equals_the_cpu_path(spirals):
         assert np.allclose(cupy.asnumpy(gpu.theta), cpu.theta, rtol=1e-4, atol=1e-6)
         assert np.allclose(h_gpu["loss"], h_cpu["loss"], rtol=1e-4)
         assert isinstance(gpu.predict(X_val), np.ndarray)
+
+
+# ============================================================================ demo.py and README.md
+
+def test_the_quick_demo_prints_a_line_per_trial_a_table_and_a_chart(capsys):
+    import demo
+    results = demo.main(["--quick", "--budget", "5"])
+    out = capsys.readouterr().out
+    assert "method" in out and "test accuracy" in out and "best validation error so far" in out
+    assert len(re.findall(r"^(grid|random|bayesian) +trial", out, re.M)) == sum(
+        len(r.trials) for r in results.values())
+    for method in ("random", "bayesian"):
+        assert len(results[method].trials) == 5
+    assert len(results["grid"].trials) <= 5
+
+
+def test_the_demo_plot_is_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    import demo
+    path = tmp_path / "race.png"
+    demo.main(["--quick", "--budget", "4", "--plot", str(path)])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_the_demo_reads_csv_and_npz_and_names_a_bad_file(tmp_path, capsys):
+    import demo
+    X, y = nn.make_spirals(20, 2, 0.1, 0)
+    np.savetxt(tmp_path / "d.csv", np.column_stack([X, y]), delimiter=",")
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    for name in ("d.csv", "d.npz"):
+        Xr, yr = demo.load_file(str(tmp_path / name))
+        assert np.allclose(Xr, X) and np.array_equal(yr, y)
+    (tmp_path / "bad.csv").write_text("1,2,x\n")
+    np.savez(tmp_path / "bad.npz", A=X)
+    for name, problem in [("bad.csv", "numbers"), ("bad.npz", "named X and y"),
+                          ("missing.csv", "no such file")]:
+        with pytest.raises(SystemExit, match=problem) as info:
+            demo.load_file(str(tmp_path / name))
+        assert name in str(info.value)
+
+
+def test_readme_python_snippets_run_as_written(tmp_path, monkeypatch):
+    readme = open(os.path.join(HERE, "README.md")).read()
+    snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(snippets) >= 3
+    monkeypatch.chdir(tmp_path)                       # snippets may write logs
+    monkeypatch.syspath_prepend(HERE)
+    for snippet in snippets:
+        if "distributed" in snippet and "Client(" in snippet and "LocalCluster" not in snippet:
+            continue                                  # the real-cluster snippet needs a scheduler
+        exec(compile(snippet, "README.md", "exec"), {"__name__": "readme"})
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = open(os.path.join(HERE, "README.md")).read()
+    ci = open(os.path.join(HERE, ".ci", "run")).read()
+    command = re.search(r"pip install -r requirements.txt && (python -m pytest[^\n`#]*)", readme).group(1)
+    assert command.strip() in ci and "pip install -q -r requirements.txt" in ci

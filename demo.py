@@ -1,0 +1,257 @@
+"""demo.py - grid, random and Bayesian search race to tune an MLP on the same budget.
+
+    python demo.py                 # spirals, 30 trials per method
+    python demo.py --quick         # a smaller race
+    python demo.py --budget 40 --jobs 2 --plot race.png
+
+The story: a seeded data set, an objective (validation error of nn.MLP trained with the
+BLEND hyperparameters: Batch size, Learning rate, Epochs, Number of layers, Dropout), three
+searches with the same number of trials, one line per trial, then a table and a chart of
+the best validation error so far against the trial number.
+"""
+import argparse
+import functools
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+import gp
+import hpopt
+import nn
+
+METHODS = ("grid", "random", "bayesian")
+
+
+# ----------------------------------------------------------------------------- data
+
+def load_data(name, seed, quick):
+    """(X, y) from 'spirals', 'digits' (needs scikit-learn) or a .csv/.npz path."""
+    if name == "spirals":
+        return nn.make_spirals(120 if quick else 200, 5, noise=0.3, seed=seed)
+    if name == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            sys.exit("--data digits needs scikit-learn: pip install scikit-learn")
+        digits = load_digits()
+        return digits.data, digits.target
+    return load_file(name)
+
+
+def load_file(path):
+    """A .csv (label in the last column) or .npz (arrays X and y); exits with a message."""
+    def fail(problem):
+        sys.exit(f"--data {path}: {problem}")
+    if not os.path.isfile(path):
+        fail("no such file (or use 'spirals' or 'digits')")
+    try:
+        if path.endswith(".npz"):
+            with np.load(path) as f:
+                if "X" not in f or "y" not in f:
+                    fail(f"a .npz needs arrays named X and y; it has {sorted(f.files)}")
+                X, y = f["X"], f["y"]
+        elif path.endswith(".csv"):
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+            X, y = table[:, :-1], table[:, -1]
+        else:
+            fail("expected a .csv or .npz file")
+    except ValueError as e:
+        fail(f"cannot be read as numbers ({e})")
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
+    if X.ndim != 2 or X.shape[1] == 0 or y.ndim != 1 or len(X) != len(y) or len(X) < 10:
+        fail(f"needs X (n, d) and y (n,) with n >= 10; got X {X.shape}, y {y.shape}")
+    if not np.all(np.isfinite(X)) or not np.all(np.equal(np.mod(y, 1), 0)):
+        fail("X must be finite and the labels whole numbers")
+    return X, np.unique(y, return_inverse=True)[1]   # labels -> 0..c-1
+
+
+def prepare(X, y, seed):
+    """Split 60/20/20 and standardise the inputs with the training statistics."""
+    (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = nn.train_val_test_split(X, y, seed=seed)
+    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0) + 1e-12
+    return [((Xp - mean) / std, yp) for Xp, yp in [(X_tr, y_tr), (X_va, y_va), (X_te, y_te)]]
+
+
+# ----------------------------------------------------------------------------- objective
+
+def blend_space(quick):
+    return {"batch_size": hpopt.Choice([16, 32, 64, 128]),
+            "lr": hpopt.Real(1e-3, 1.0, log=True),
+            "epochs": hpopt.Integer(10, 80 if quick else 150),
+            "n_layers": hpopt.Integer(1, 4),
+            "dropout": hpopt.Real(0.0, 0.5)}
+
+
+def fit_model(params, train, n_classes, seed=0, width=48):
+    X, y = train
+    model = nn.MLP([X.shape[1]] + [width] * params["n_layers"] + [n_classes],
+                   dropout=params["dropout"], seed=seed)
+    history = nn.train(model, X, y, epochs=params["epochs"], batch_size=params["batch_size"],
+                       lr=params["lr"], seed=seed)
+    return model, history
+
+
+def validation_error(params, train, val, n_classes):
+    """The objective: 1 - validation accuracy (nan, a failed trial, if training diverged)."""
+    model, history = fit_model(params, train, n_classes)
+    return math.nan if history["diverged"] else 1.0 - nn.accuracy(model, *val)
+
+
+def grid_space(space, budget):
+    """The largest grid of at most `budget` points: add values to the dimensions in turn
+    (learning rate first) while the product stays within the budget."""
+    order = ["lr", "n_layers", "dropout", "batch_size", "epochs"]
+    counts = dict.fromkeys(order, 1)
+    grown = True
+    while grown:
+        grown = False
+        for name in order:
+            room = len(space[name].options) if isinstance(space[name], hpopt.Choice) else 99
+            if counts[name] < room and math.prod(counts.values()) // counts[name] * (counts[name] + 1) <= budget:
+                counts[name] += 1
+                grown = True
+    def values(name, k):
+        dim = space[name]
+        if isinstance(dim, hpopt.Choice):
+            return [dim.options[i] for i in np.linspace(0, len(dim.options) - 1, k).round().astype(int)]
+        return dim.grid(k) if k > 1 else [dim.from_unit(0.5)]
+    return {name: hpopt.Choice(values(name, counts[name])) for name in space}, counts
+
+
+# ----------------------------------------------------------------------------- output
+
+def trial_line(method, n_trials):
+    best = [math.inf]
+
+    def callback(trial):
+        if trial.status == "ok":
+            best[0] = min(best[0], trial.value)
+        shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in trial.params.items())
+        value = f"{trial.value:.3f}" if trial.status == "ok" else "failed"
+        print(f"{method:8s} trial {trial.number + 1:2d}/{n_trials}  {shown:62s} "
+              f"val error {value}  best {best[0]:.3f}  {trial.seconds:5.2f}s", flush=True)
+    return callback
+
+
+def ascii_chart(curves, height=10):
+    """Best-so-far curves as plain characters: one letter per method, '*' where they meet."""
+    finite = [v for c in curves.values() for v in c if math.isfinite(v)]
+    if not finite:
+        return "(no successful trial to chart)"
+    lo, hi = min(finite), max(finite)
+    hi = hi if hi > lo else lo + 1e-9
+    width = max(len(c) for c in curves.values())
+    rows = [[" "] * width for _ in range(height)]
+    for method, curve in curves.items():
+        for k, v in enumerate(curve):
+            if math.isfinite(v):
+                r = round((hi - v) / (hi - lo) * (height - 1))
+                rows[r][k] = method[0].upper() if rows[r][k] in (" ", method[0].upper()) else "*"
+    lines = [f"{hi - r * (hi - lo) / (height - 1):7.3f} |{''.join(row)}" for r, row in enumerate(rows)]
+    lines.append("        +" + "-" * width)
+    lines.append("         1" + str(width).rjust(width - 1) + "  trial")
+    lines.append("         best validation error so far: "
+                 + ", ".join(f"{m[0].upper()} = {m}" for m in curves) + ", * = tie")
+    return "\n".join(lines)
+
+
+def plot(path, results, searcher, space):
+    """Convergence curves, and the Bayesian GP along the learning-rate axis (others at best)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib: pip install matplotlib")
+        return
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(7, 9))
+    for method, result in results.items():
+        ax1.plot(range(1, len(result.trials) + 1), result.best_so_far, label=method)
+    ax1.set(xlabel="trial", ylabel="best validation error so far")
+    ax1.legend()
+    if searcher is not None and np.isfinite(searcher.values).sum() >= 2:
+        U, y = np.array(searcher.U), np.array(searcher.values)
+        ok = np.isfinite(y)
+        model = gp.GP().fit(hpopt.gp_inputs(space, U[ok]), y[ok])
+        best_u = U[ok][np.argmin(y[ok])]
+        j = list(space).index("lr")
+        Uq = np.repeat(best_u[None, :], 200, axis=0)
+        Uq[:, j] = np.linspace(0, 1, 200)
+        mean, std = model.predict(hpopt.gp_inputs(space, Uq), return_std=True)
+        lr = [space["lr"].from_unit(u) for u in Uq[:, j]]
+        ax2.plot(lr, mean, label="GP mean")
+        ax2.fill_between(lr, mean - 2 * std, mean + 2 * std, alpha=0.3, label="mean +- 2 std")
+        ax2.set(xscale="log", ylabel="validation error", title="Bayesian search: GP along lr")
+        ax2.legend()
+        ax3.plot(lr, gp.expected_improvement(mean, std, y[ok].min()))
+        ax3.set(xscale="log", xlabel="learning rate", ylabel="expected improvement")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+# ----------------------------------------------------------------------------- the race
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Grid vs random vs Bayesian search on an MLP.")
+    ap.add_argument("--budget", type=int, default=None, help="trials per method (default 30; 12 with --quick)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of grid,random,bayesian")
+    ap.add_argument("--quick", action="store_true", help="a small race for a first look")
+    ap.add_argument("--jobs", type=int, default=1, help="trials run in parallel (processes)")
+    ap.add_argument("--data", default="spirals", help="spirals, digits, or a .csv/.npz path")
+    ap.add_argument("--plot", metavar="FILE.png", help="save curves and the GP picture (matplotlib)")
+    args = ap.parse_args(argv)
+    budget = args.budget or (12 if args.quick else 30)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if budget < 1 or args.jobs < 1 or not methods or any(m not in METHODS for m in methods):
+        ap.error(f"need --budget >= 1, --jobs >= 1 and --methods from {','.join(METHODS)}")
+
+    X, y = load_data(args.data, args.seed, args.quick)
+    train, val, test = prepare(X, y, args.seed)
+    n_classes = int(y.max()) + 1
+    print(f"data: {args.data}, {len(train[0])} train / {len(val[0])} validation / "
+          f"{len(test[0])} test points, {X.shape[1]} features, {n_classes} classes")
+    objective = functools.partial(validation_error, train=train, val=val, n_classes=n_classes)
+    space = blend_space(args.quick)
+    options = dict(n_jobs=args.jobs)
+    results, walls, notes, bayes = {}, {}, {}, None
+    for method in methods:
+        t0 = time.perf_counter()
+        if method == "grid":
+            grid, counts = grid_space(space, budget)
+            notes[method] = "grid " + " x ".join(f"{c} {n}" for n, c in counts.items() if c > 1)
+            searcher, n_trials = hpopt.GridSearch(grid, n_points=1), math.prod(counts.values())
+        elif method == "random":
+            searcher, n_trials = hpopt.RandomSearch(space, seed=args.seed), budget
+        else:
+            searcher = bayes = hpopt.BayesianSearch(space, seed=args.seed, n_initial=min(5, budget))
+            n_trials = budget
+        results[method] = hpopt.run(searcher, objective, n_trials, method=method,
+                                    callback=trial_line(method, n_trials), **options)
+        walls[method] = time.perf_counter() - t0
+
+    print(f"\n{'method':9s} {'best val error':>14s} {'test accuracy':>13s} {'trials':>7s} "
+          f"{'wall s':>7s}  note")
+    for method, result in results.items():
+        try:
+            best = result.best_params
+        except ValueError:
+            print(f"{method:9s} {'all failed':>14s}")
+            continue
+        model, _ = fit_model(best, train, n_classes)  # retrain the best, score it on test
+        print(f"{method:9s} {result.best_value:14.3f} {nn.accuracy(model, *test):13.3f} "
+              f"{len(result.trials):7d} {walls[method]:7.1f}  {notes.get(method, '')}")
+    print()
+    print(ascii_chart({m: r.best_so_far for m, r in results.items()}))
+    if args.plot:
+        plot(args.plot, results, bayes, space)
+    return results
+
+
+if __name__ == "__main__":
+    main()
