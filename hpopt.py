@@ -48,6 +48,36 @@ def _is_number(x):
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
+def _span(dim):
+    """(a, b), the interval that u = 0..1 spans: in log space for a log dimension, and an
+    Integer's bounds widened by 0.5 so that every integer owns a cell of equal width."""
+    a, b = (dim.low - 0.5, dim.high + 0.5) if isinstance(dim, Integer) else (dim.low, dim.high)
+    return (math.log(a), math.log(b)) if dim.log else (a, b)
+
+
+def _number_to_unit(dim, value):
+    """value (scalar or (m,)) -> u; the to_unit of Real and Integer."""
+    a, b = _span(dim)
+    return ((np.log(value) if dim.log else value) - a) / (b - a)
+
+
+def _unit_to_number(dim, u):
+    """u (scalar or (m,)) -> the value, before rounding or clipping to the bounds."""
+    a, b = _span(dim)
+    t = a + np.clip(u, 0.0, 1.0) * (b - a)
+    return np.exp(t) if dim.log else t
+
+
+def _check_bounds(dim, kinds, what, ok, log_floor):
+    if not (all(isinstance(v, kinds) and not isinstance(v, bool) for v in (dim.low, dim.high))
+            and all(math.isfinite(v) for v in (dim.low, dim.high)) and ok(dim.low, dim.high)):
+        raise ValueError(f"{type(dim).__name__} needs {what}; got low={dim.low!r}, "
+                         f"high={dim.high!r}")
+    if dim.log and not dim.low >= log_floor:
+        raise ValueError(f"{type(dim).__name__}(log=True) needs low "
+                         f"{'> 0' if log_floor < 1 else '>= 1'}; got low={dim.low!r}")
+
+
 @dataclass(frozen=True)
 class Real:
     """A float in [low, high]; log=True samples and models it on a log scale."""
@@ -56,32 +86,21 @@ class Real:
     log: bool = False
 
     def __post_init__(self):
-        if not (_is_number(self.low) and _is_number(self.high)
-                and math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-            raise ValueError(f"Real needs finite numbers low < high; got low={self.low!r}, "
-                             f"high={self.high!r}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"Real(log=True) needs low > 0; got low={self.low!r}")
+        _check_bounds(self, (int, float, np.integer, np.floating), "finite numbers low < high",
+                      lambda lo, hi: lo < hi, log_floor=np.nextafter(0, 1))
         object.__setattr__(self, "low", float(self.low))
         object.__setattr__(self, "high", float(self.high))
 
-    def _ends(self):                                  # the interval that u = 0..1 spans
-        return (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
-
     def grid(self, n_points):
-        values = (np.geomspace if self.log else np.linspace)(self.low, self.high, n_points)
         if n_points == 1:
             return [self.from_unit(0.5)]
+        values = (np.geomspace if self.log else np.linspace)(self.low, self.high, n_points)
         return [self.low] + [float(v) for v in values[1:-1]] + [self.high]  # exact ends
 
-    def to_unit(self, value):
-        a, b = self._ends()
-        return ((math.log(value) if self.log else value) - a) / (b - a)
+    to_unit = _number_to_unit
 
     def from_unit(self, u):
-        a, b = self._ends()
-        t = a + min(max(u, 0.0), 1.0) * (b - a)
-        return min(max(float(math.exp(t) if self.log else t), self.low), self.high)
+        return min(max(float(_unit_to_number(self, u)), self.low), self.high)
 
     def snap(self, u):                                # (m,) -> (m,): every u is a valid value
         return np.clip(u, 0.0, 1.0)
@@ -95,19 +114,10 @@ class Integer:
     log: bool = False
 
     def __post_init__(self):
-        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                 for v in (self.low, self.high))
-        if not ok or self.low > self.high:
-            raise ValueError(f"Integer needs int bounds low <= high; got low={self.low!r}, "
-                             f"high={self.high!r}")
-        if self.log and self.low < 1:
-            raise ValueError(f"Integer(log=True) needs low >= 1; got low={self.low!r}")
+        _check_bounds(self, (int, np.integer), "int bounds low <= high",
+                      lambda lo, hi: lo <= hi, log_floor=1)
         object.__setattr__(self, "low", int(self.low))
         object.__setattr__(self, "high", int(self.high))
-
-    def _ends(self):                                  # widened by 0.5: equal cells per int
-        a, b = self.low - 0.5, self.high + 0.5
-        return (math.log(a), math.log(b)) if self.log else (a, b)
 
     def grid(self, n_points):
         if n_points > self.high - self.low:
@@ -117,20 +127,14 @@ class Integer:
         values = (np.geomspace if self.log else np.linspace)(self.low, self.high, n_points)
         return sorted({self.low, self.high, *(int(round(v)) for v in values)})
 
-    def to_unit(self, value):
-        a, b = self._ends()
-        return ((math.log(value) if self.log else value) - a) / (b - a)
+    to_unit = _number_to_unit
 
     def from_unit(self, u):
-        a, b = self._ends()
-        t = a + min(max(u, 0.0), 1.0) * (b - a)
-        return min(max(int(round(math.exp(t) if self.log else t)), self.low), self.high)
+        return min(max(int(round(float(_unit_to_number(self, u)))), self.low), self.high)
 
     def snap(self, u):                                # (m,) -> (m,) centre of each int's cell
-        a, b = self._ends()
-        t = a + np.clip(u, 0.0, 1.0) * (b - a)
-        v = np.clip(np.round(np.exp(t) if self.log else t), self.low, self.high)
-        return ((np.log(v) if self.log else v) - a) / (b - a)
+        return _number_to_unit(self, np.clip(np.round(_unit_to_number(self, u)), self.low,
+                                             self.high))
 
 
 @dataclass(frozen=True)
@@ -339,13 +343,22 @@ def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20
     return U[order], s[order]
 
 
+def warp(y, shift=0.1):
+    """log(y - min y + shift * (max y - min y)): a monotone map of the targets before the
+    GP fit. It keeps the order (so the argmin) and compresses values far above the best,
+    which would otherwise set the GP's scale and blur the region that matters (compare the
+    log-transformed costs of SMAC: Hutter, Hoos & Leyton-Brown, LION 2011).  y: (n,)"""
+    spread = y.max() - y.min()
+    return np.log(y - y.min() + shift * spread) if spread > 0 else y
+
+
 class BayesianSearch:
     """Bayesian optimisation: a GP surrogate and expected improvement.
 
     1. The first n_initial points form a Latin hypercube in u (McKay et al. 1979).
     2. Then each ask fits gp.GP (Matern 5/2, ARD; warm-started from the previous fit) to
-       the observations in X, failed trials at the worst finite value seen and pending
-       points at the best one (the "constant liar" for parallel asks),
+       the observations in X (values through `warp`), failed trials at the worst finite
+       value seen and pending points at the best one (the "constant liar" for parallel asks),
     3. scores a pool of candidates (uniform, and near the best points; snapped to valid
        values first) by log EI (Ament et al. 2023), polishes the best few, and
     4. asks the best point not already evaluated or pending.
@@ -380,10 +393,11 @@ class BayesianSearch:
             y = np.concatenate([y, np.full(len(self.pending), y.min())])
         restart = self.n_fits == 0 or number % 5 == 0  # a full multi-start fit now and then
         self.gp.n_restarts, self.gp.n_candidates = (1, 16) if restart else (0, 0)
+        y = warp(y)                                   # (n,) fit log-distances to the best
         self.gp.fit(gp_inputs(self.space, np.array(U)), y,
                     rng=np.random.default_rng([self.seed, number, 1]))
         self.n_fits += 1
-        return np.nanmin(self.values[:n_obs])
+        return y.min()
 
     def catch_up(self):
         """Redo the GP fits an uninterrupted sequential run made (after telling a log),
@@ -546,6 +560,31 @@ def _read_log(path, header, seed_given):
     return logged["seed"], trials
 
 
+def _open_log(path, searcher, method, resume, result):
+    """Open the log for appending; with resume, tell the searcher every logged trial."""
+    header = {"hpopt_log": 1, "method": method, "space": _describe(searcher.space),
+              "seed": getattr(searcher, "seed", None), "_space": searcher.space}
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    if exists and not resume:
+        raise ValueError(f"log {path} already exists; pass resume=True to continue it, "
+                         f"or another path (an existing log is never overwritten)")
+    if exists:
+        _, result.trials = _read_log(path, header, seed_given=True)
+        for t in sorted(result.trials, key=lambda t: t.number):
+            searcher.tell(t.params, t.value)
+        if hasattr(searcher, "catch_up"):
+            searcher.catch_up()
+        with open(path) as f:
+            cut_short = not f.read().endswith("\n")
+    log_file = open(path, "a")
+    if not exists:
+        header.pop("_space")
+        log_file.write(json.dumps(header) + "\n")
+    elif cut_short:                                   # start after a line cut short
+        log_file.write("\n")
+    return log_file
+
+
 def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbose=False,
         executor=None, n_jobs=1, log=None, resume=False):
     """Ask, evaluate, tell until n_trials trials have finished; returns a Result.
@@ -565,35 +604,16 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
         raise TypeError(f"callback must be callable; got {callback!r}")
     if resume and not log:
         raise ValueError("resume=True needs log= (the path of the log to resume)")
-    result = Result(method=method)
-    if log:
-        header = {"hpopt_log": 1, "method": method, "space": _describe(searcher.space),
-                  "seed": getattr(searcher, "seed", None), "_space": searcher.space}
-        if os.path.exists(log) and os.path.getsize(log) > 0 and not resume:
-            raise ValueError(f"log {log} already exists; pass resume=True to continue it, "
-                             f"or another path (an existing log is never overwritten)")
-        if resume and os.path.exists(log):
-            _, result.trials = _read_log(log, header, seed_given=True)
-            for t in sorted(result.trials, key=lambda t: t.number):
-                searcher.tell(t.params, t.value)
-            if hasattr(searcher, "catch_up"):
-                searcher.catch_up()
-        log_file = open(log, "a")
-        if log_file.tell() == 0:
-            header.pop("_space")
-            log_file.write(json.dumps(header) + "\n")
-        elif not open(log).read().endswith("\n"):    # after a cut-short line
-            log_file.write("\n")
-    pool = None
-    if executor is None and n_jobs > 1:
-        executor = pool = ProcessPoolExecutor(n_jobs)
-    if isinstance(executor, ProcessPoolExecutor):
+    if (executor is None and n_jobs > 1) or isinstance(executor, ProcessPoolExecutor):
         try:
             pickle.dumps(objective)
         except Exception as e:
             raise TypeError("a process executor needs a picklable objective: define it at "
                             "module top level (or use functools.partial); pickling it "
                             f"failed with {type(e).__name__}: {e}") from None
+    result = Result(method=method)
+    log_file = _open_log(log, searcher, method, resume, result) if log else None
+    pool = ProcessPoolExecutor(n_jobs) if executor is None and n_jobs > 1 else None
 
     def finish(number, params, outcome, seconds):
         value, error = (math.nan, outcome.message) if isinstance(outcome, _Failure) \
@@ -601,50 +621,23 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
         trial = Trial(number, params, value, seconds, "ok" if error is None else "failed", error)
         searcher.tell(params, value)
         result.trials.append(trial)
-        if log:
+        if log_file:
             log_file.write(json.dumps(trial.__dict__) + "\n")
             log_file.flush()
-            os.fsync(log_file.fileno())
+            os.fsync(log_file.fileno())               # on disk before the next trial starts
         if verbose:
             _print_trial(trial, result, n_trials, method)
         if callback is not None:
             callback(trial)
 
-    next_number = max((t.number for t in result.trials), default=-1) + 1
+    first = max((t.number for t in result.trials), default=-1) + 1
     try:
-        if executor is None:
-            while len(result.trials) < n_trials:
-                asked = searcher.ask(1)
-                if not asked:
-                    break                             # a grid has no more points
-                t0 = time.perf_counter()
-                try:
-                    outcome = objective(asked[0])
-                except catch as e:
-                    outcome = _Failure(f"{type(e).__name__}: {e}")
-                finish(next_number, asked[0], outcome, time.perf_counter() - t0)
-                next_number += 1
+        if executor is None and pool is None:
+            _loop(searcher, objective, n_trials - len(result.trials), first, catch, finish)
         else:
-            workers = n_jobs if executor is pool or n_jobs > 1 else _n_workers(executor)
-            running, exhausted = {}, False
-            while len(result.trials) < n_trials and (running or not exhausted):
-                while not exhausted and len(running) < workers and \
-                        len(result.trials) + len(running) < n_trials:
-                    asked = searcher.ask(1)
-                    if not asked:
-                        exhausted = True
-                        break
-                    running[executor.submit(_timed_call, objective, asked[0])] = (
-                        next_number, asked[0], time.perf_counter())
-                    next_number += 1
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: running[f][0]):
-                    number, params, t0 = running.pop(future)
-                    try:
-                        value, seconds = future.result()
-                    except catch as e:
-                        value, seconds = _Failure(f"{type(e).__name__}: {e}"), time.perf_counter() - t0
-                    finish(number, params, value, seconds)
+            workers = n_jobs if pool is not None or n_jobs > 1 else _n_workers(executor)
+            _parallel_loop(searcher, objective, n_trials - len(result.trials), first, catch,
+                           finish, executor or pool, workers)
     except KeyboardInterrupt:
         result.interrupted = True
     except Exception as e:
@@ -655,9 +648,46 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
     finally:
         if pool is not None:
             pool.shutdown(wait=not result.interrupted, cancel_futures=True)
-        if log:
+        if log_file:
             log_file.close()
     return result
+
+
+def _loop(searcher, objective, n_left, number, catch, finish):
+    """One trial at a time: ask, evaluate, tell (through finish)."""
+    for number in range(number, number + n_left):
+        asked = searcher.ask(1)
+        if not asked:
+            return                                    # a grid has no more points
+        t0 = time.perf_counter()
+        try:
+            outcome = objective(asked[0])
+        except catch as e:
+            outcome = _Failure(f"{type(e).__name__}: {e}")
+        finish(number, asked[0], outcome, time.perf_counter() - t0)
+
+
+def _parallel_loop(searcher, objective, n_left, number, catch, finish, executor, workers):
+    """Keep `workers` trials running: as each finishes, tell it and ask one more."""
+    running, exhausted, done_count = {}, False, 0
+    while done_count < n_left and (running or not exhausted):
+        while not exhausted and len(running) < workers and done_count + len(running) < n_left:
+            asked = searcher.ask(1)
+            if not asked:
+                exhausted = True
+                break
+            future = executor.submit(_timed_call, objective, asked[0])
+            running[future] = (number, asked[0], time.perf_counter())
+            number += 1
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: running[f][0]):
+            trial_number, params, t0 = running.pop(future)
+            try:
+                outcome, seconds = future.result()
+            except catch as e:
+                outcome, seconds = _Failure(f"{type(e).__name__}: {e}"), time.perf_counter() - t0
+            finish(trial_number, params, outcome, seconds)
+            done_count += 1
 
 
 @dataclass

@@ -495,9 +495,11 @@ def test_parallel_bayesian_search_asks_distinct_valid_points_and_finishes():
     assert all(in_dimension(SMALL[k], v) for t in result.trials for k, v in t.params.items())
 
 
-def test_a_process_executor_needs_a_picklable_objective():
+def test_a_process_executor_needs_a_picklable_objective(tmp_path):
+    log = tmp_path / "s.jsonl"
     with pytest.raises(TypeError, match="module top level"):
-        hpopt.random_search(lambda p: 1.0, SMALL, n_trials=2, n_jobs=2)
+        hpopt.random_search(lambda p: 1.0, SMALL, n_trials=2, n_jobs=2, log=str(log))
+    assert not log.exists()                           # refused before any work started
 
 
 KILL_KW = dict(grid=dict(n_points=4), random=dict(n_trials=12, seed=7),
