@@ -283,23 +283,26 @@ class RandomSearch:
     def _draw(self, rng):
         return from_unit(self.space, rng.uniform(size=len(self.space)))
 
+    def _untried(self, params, rng):
+        """Draw again until the combination is new; when crowded, pick among the untried."""
+        for _ in range(100):
+            if _key(self.space, params) not in self.seen:
+                return params
+            params = self._draw(rng)
+        grid = GridSearch(self.space, n_points=2 ** 62)   # every value of every dimension
+        free = [i for i in range(len(grid))
+                if _key(self.space, grid._combination(i)) not in self.seen]
+        return grid._combination(free[rng.integers(len(free))])
+
     def ask(self, n=1):
         out = []
         for _ in range(n):
-            rng = np.random.default_rng([self.seed, self.count])
+            rng = np.random.default_rng([self.seed, self.count])   # draw i from (seed, i)
             if len(self.seen) >= self.size:           # every combination tried: start over
                 self.seen = set()
             params = self._draw(rng)
-            for _ in range(100 if self.size < math.inf else 0):
-                if _key(self.space, params) not in self.seen:
-                    break
-                params = self._draw(rng)
-            else:                                     # crowded: pick an untried one exactly
-                if self.size < math.inf and _key(self.space, params) in self.seen:
-                    grid = GridSearch(self.space, n_points=2 ** 62)
-                    free = [i for i in range(len(grid))
-                            if _key(self.space, grid._combination(i)) not in self.seen]
-                    params = grid._combination(free[rng.integers(len(free))])
+            if self.size < math.inf:                  # Integer/Choice only: no repeats
+                params = self._untried(params, rng)
             self.count += 1
             self.seen.add(_key(self.space, params))
             self.pending.add(_key(self.space, params))

@@ -338,8 +338,8 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
         loss, G = softmax_cross_entropy(logits, y[rows])
         if not loss <= max_loss:
             return loss
-        for target, grad in zip(dW + db, sum(backward(model.W, A, H, masks, G,
-                                                      model.activation), [])):
+        grads_W, grads_b = backward(model.W, A, H, masks, G, model.activation)
+        for target, grad in zip(dW + db, grads_W + grads_b):     # into the flat buffer
             target[...] = grad
         sgd_momentum(model.theta, velocity, dW_all, lr, momentum, weight_decay, decay)
         total += loss * len(rows)

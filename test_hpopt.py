@@ -305,6 +305,8 @@ def test_random_search_covers_a_discrete_space_before_repeating():
     space = {"a": hpopt.Integer(0, 3), "b": hpopt.Choice([True, False, None])}
     points = hpopt.RandomSearch(space, seed=1).ask(12)
     assert len({(p["a"], p["b"]) for p in points}) == 12
+    crowded = hpopt.RandomSearch({"k": hpopt.Integer(0, 999)}, seed=2).ask(1000)
+    assert sorted(p["k"] for p in crowded) == list(range(1000))   # the last draws pick exactly
 
 
 # ============================================================================ hpopt.py: Bayesian search
