@@ -47,31 +47,35 @@ def scaled_sq_dist(X1, X2, lengthscale):
     return r2
 
 
-def matern52_of_r2(r2):
+def matern52_of_r2(r2, derivative=True):
     """Matern 5/2 with unit variance as a function of r2, and its derivative d k / d r2.
 
     k = (1 + s + s^2/3) exp(-s),  s = sqrt(5 r2)          GPML eq. 4.17 with nu = 5/2
     dk/dr2 = -(5/6) (1 + s) exp(-s)   (finite at r2 = 0: no division by r)
+    r2: any shape  returns: k, and dk/dr2 (None unless derivative)
     """
     s = np.sqrt(5.0 * r2)
     e = np.exp(-s)
-    return (1.0 + s + s * s / 3.0) * e, -(5.0 / 6.0) * (1.0 + s) * e
+    k = (s / 3.0 + 1.0) * s                           # s + s^2/3, written with few temporaries
+    k += 1.0
+    k *= e
+    return k, (-(5.0 / 6.0) * (1.0 + s) * e if derivative else None)
 
 
-def rbf_of_r2(r2):
+def rbf_of_r2(r2, derivative=True):
     """Squared exponential with unit variance: k = exp(-r2 / 2) (GPML eq. 4.9), dk/dr2 = -k/2."""
     k = np.exp(-0.5 * r2)
-    return k, -0.5 * k
+    return k, (-0.5 * k if derivative else None)
 
 
 def matern52(X1, X2, lengthscale, variance):
     """Matern 5/2 ARD kernel matrix. X1: (n1, d)  X2: (n2, d)  returns: (n1, n2)"""
-    return variance * matern52_of_r2(scaled_sq_dist(X1, X2, lengthscale))[0]
+    return variance * matern52_of_r2(scaled_sq_dist(X1, X2, lengthscale), False)[0]
 
 
 def rbf(X1, X2, lengthscale, variance):
     """Squared-exponential ARD kernel matrix. X1: (n1, d)  X2: (n2, d)  returns: (n1, n2)"""
-    return variance * rbf_of_r2(scaled_sq_dist(X1, X2, lengthscale))[0]
+    return variance * rbf_of_r2(scaled_sq_dist(X1, X2, lengthscale), False)[0]
 
 
 KERNEL_SHAPES = {"matern52": matern52_of_r2, "rbf": rbf_of_r2}
@@ -131,8 +135,7 @@ def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True
     """
     n, d = len(y), sq_diffs.shape[2]
     lengthscale, variance, noise = np.exp(theta[:d]), np.exp(theta[d]), np.exp(theta[d + 1])
-    D = sq_diffs / lengthscale ** 2                   # (n, n, d) scaled, per dim
-    k, dk_dr2 = kernel_of_r2(D.sum(axis=2))           # (n, n) each, unit variance
+    k, dk_dr2 = kernel_of_r2(sq_diffs @ (1 / lengthscale ** 2), eval_gradient)  # (n, n) each
     try:
         L = np.linalg.cholesky(variance * k + noise * np.eye(n))  # (n, n)  Alg. 2.1, line 2
     except np.linalg.LinAlgError:                     # outside the usable region: reject
@@ -146,8 +149,9 @@ def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True
     if not eval_gradient:
         return lml, None
     W = np.outer(alpha, alpha) - L_inv.T @ L_inv      # (n, n)  alpha alpha^T - K^-1
-    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k) = variance * dk/dr2 * (-2 D_k)
-    grad_lengthscale = -variance * ((W * dk_dr2).reshape(-1) @ D.reshape(-1, d))  # (d,)
+    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k),  dr2/dlog(l_k) = -2 (x_ik - x_jk)^2 / l_k^2
+    grad_lengthscale = -variance * ((W * dk_dr2).reshape(-1) @ sq_diffs.reshape(-1, d)) \
+        / lengthscale ** 2                            # (d,)
     grad_variance = 0.5 * variance * np.sum(W * k)    # dK/dlog(variance) = variance * k
     grad_noise = 0.5 * noise * np.trace(W)            # dK/dlog(noise) = noise * I
     return lml, np.concatenate([grad_lengthscale, [grad_variance, grad_noise]])
@@ -253,9 +257,10 @@ class GP:
         d = X.shape[1]
         self.lengthscale, self.variance, self.noise = (
             np.exp(theta[:d]), float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
-        K = self.variance * shape(sq_diffs @ (1 / self.lengthscale ** 2))[0]  # (n, n)
+        K = self.variance * shape(sq_diffs @ (1 / self.lengthscale ** 2), False)[0]  # (n, n)
         self.L, self.jitter = cholesky(K + self.noise * np.eye(len(X)))       # Alg. 2.1, l. 2
         self.alpha = solve_upper(self.L.T, solve_lower(self.L, y_std))        # line 3
+        self.L_inv = solve_lower(self.L, np.eye(len(X)))  # (n, n) kept: predict is a product
         self.X, self.y_std, self.theta = X, y_std, theta
         return self
 
@@ -292,11 +297,11 @@ class GP:
             raise ValueError(f"X has d={X.shape[1]} columns but the GP was fitted with "
                              f"d={self.X.shape[1]}")
         shape = KERNEL_SHAPES[self.kernel]
-        Ks = self.variance * shape(scaled_sq_dist(self.X, X, self.lengthscale))[0]  # (n, m)
+        Ks = self.variance * shape(scaled_sq_dist(self.X, X, self.lengthscale), False)[0]  # (n, m)
         mean = Ks.T @ self.alpha                      # (m,)
         if not return_std:
             return mean * self.y_scale + self.y_mean
-        v = solve_lower(self.L, Ks)                   # (n, m)
+        v = self.L_inv @ Ks                           # (n, m)  = L \ Ks, with the kept factor
         var = np.maximum(self.variance - np.einsum("ij,ij->j", v, v), 0.0)  # (m,) rounding < 0
         return mean * self.y_scale + self.y_mean, np.sqrt(var) * self.y_scale
 
