@@ -156,6 +156,27 @@ def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True
     grad_noise = 0.5 * noise * np.trace(W)            # dK/dlog(noise) = noise * I
     return lml, np.concatenate([grad_lengthscale, [grad_variance, grad_noise]])
 
+def bo_log_prior(theta):
+    """A prior for Bayesian optimisation: log density up to a constant, and its gradient.
+
+    Each length-scale l: -0.1 (lambda + 1 / lambda) with lambda = 1 / l^2 (peaks at l = 1,
+    the size of the unit cube, and forbids tiny l); variance ~ Gamma(2, 1); noise ~
+    Gamma(1.1, 30): the defaults of Optuna's GPSampler (optuna/_gp/prior.py).
+    With few points in several dims, maximum likelihood often explains the data as
+    independent values (a tiny l, or all noise); the prior keeps the fit to a smooth trend.
+    theta: (p,) = log([lengthscales (d,), variance, noise])  returns: float, (p,)
+    """
+    d = len(theta) - 2
+    lam = np.exp(-2 * theta[:d])                      # (d,) inverse squared length-scales
+    value = -0.1 * float(np.sum(lam + 1 / lam))
+    grad = np.concatenate([0.2 * (lam - 1 / lam), [0.0, 0.0]])   # d / d log l
+    for i, (shape, rate) in [(d, (2.0, 1.0)), (d + 1, (1.1, 30.0))]:
+        x = math.exp(theta[i])                        # Gamma: (shape - 1) log x - rate x
+        value += (shape - 1) * theta[i] - rate * x
+        grad[i] = (shape - 1) - rate * x              # d / d log x
+    return value, grad
+
+
 # ----------------------------------------------------------------------------- optimiser
 
 
@@ -215,10 +236,12 @@ class GP:
     After fit, the fitted values sit in the same attributes (lengthscale is then (d,)),
     and a later fit warm-starts from them.
     n_restarts: extra optimiser starts, chosen as the best of n_candidates random draws.
+    log_prior: None (maximum likelihood), or a function theta -> (log density, gradient)
+    to fit by maximum a posteriori instead, such as bo_log_prior.
     """
 
     def __init__(self, kernel="matern52", lengthscale=1.0, variance=1.0, noise=1e-6,
-                 optimize=True, n_restarts=1, n_candidates=32):
+                 optimize=True, n_restarts=1, n_candidates=32, log_prior=None):
         if kernel not in KERNEL_SHAPES:
             raise ValueError(f"kernel must be one of {list(KERNEL_SHAPES)}; got {kernel!r}")
         for name, value in [("lengthscale", lengthscale), ("variance", variance), ("noise", noise)]:
@@ -231,6 +254,7 @@ class GP:
         self.lengthscale = np.asarray(lengthscale, dtype=float)
         self.variance, self.noise = float(variance), float(noise)
         self.n_restarts, self.n_candidates = n_restarts, n_candidates
+        self.log_prior = log_prior
         self.X = None
 
     def fit(self, X, y, rng=None):
@@ -272,12 +296,17 @@ class GP:
         rng = np.random.default_rng(0) if rng is None else rng
         candidates = rng.uniform(lower, upper, size=(self.n_candidates, len(lower)))
         candidates[:, d] = 0.0                        # y is standardised: start variance at 1
-        screened = [log_marginal_likelihood(c, sq_diffs, y, shape, False)[0] for c in candidates]
+        screened = [log_marginal_likelihood(c, sq_diffs, y, shape, False)[0]
+                    + (self.log_prior(c)[0] if self.log_prior else 0.0)
+                    for c in candidates]
         starts = [np.clip(theta0, lower, upper)]
         starts += [candidates[i] for i in np.argsort(screened)[::-1][:self.n_restarts]]
 
-        def negative_lml(t):
+        def negative_lml(t):                          # (plus the prior's log density)
             lml, grad = log_marginal_likelihood(t, sq_diffs, y, shape)
+            if self.log_prior is not None:
+                lp, lp_grad = self.log_prior(t)
+                lml, grad = lml + lp, grad + lp_grad
             return (-lml, -grad) if np.isfinite(lml) else (np.inf, grad)
 
         fits = [minimize_box(negative_lml, s, lower, upper, ftol=1e-7) for s in starts]
@@ -367,7 +396,7 @@ def expected_improvement(mean, std, best, xi=0.0):
 
 
 def log_h(z):
-    """log(phi(z) + z Phi(z)), finite and accurate for every z (Ament et al. 2023, eq. 9).
+    """log(phi(z) + z Phi(z)), finite and accurate for every z (after Ament et al. 2023).
 
     For z > -1 directly. Below, h = phi(z) (1 - x sqrt(pi) erfcx(x)) with x = -z / sqrt 2
     and erfcx(x) = exp(x^2) erfc(x); the bracket is computed directly for x < 10 and from

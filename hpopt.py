@@ -17,6 +17,10 @@ References:
     Learning Algorithms", NeurIPS 2012.
   S. Ament et al., "Unexpected Improvements to Expected Improvement for Bayesian
     Optimization", NeurIPS 2023.
+  I.-K. Yeo & R. A. Johnson, "A New Family of Power Transformations to Improve Normality
+    or Symmetry", Biometrika 87, 2000.
+  A. I. Cowen-Rivers et al., "HEBO: Pushing the Limits of Sample-Efficient Hyperparameter
+    Optimisation", JAIR 74, 2022 (power-transformed targets).
   M. D. McKay, R. J. Beckman & W. J. Conover, "A Comparison of Three Methods for Selecting
     Values of Input Variables in the Analysis of Output from a Computer Code",
     Technometrics 21, 1979 (Latin hypercube sampling).
@@ -346,22 +350,44 @@ def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20
     return U[order], s[order]
 
 
-def warp(y, shift=0.1):
-    """log(y - min y + shift * (max y - min y)): a monotone map of the targets before the
-    GP fit. It keeps the order (so the argmin) and compresses values far above the best,
-    which would otherwise set the GP's scale and blur the region that matters (compare the
-    log-transformed costs of SMAC: Hutter, Hoos & Leyton-Brown, LION 2011).  y: (n,)"""
-    spread = y.max() - y.min()
-    return np.log(y - y.min() + shift * spread) if spread > 0 else y
+def yeo_johnson(z, lam):
+    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise. z: (n,)
+    z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
+    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity"""
+    pos = z >= 0
+    t = np.empty_like(z)
+    t[pos] = np.log1p(z[pos]) if lam == 0 else ((z[pos] + 1) ** lam - 1) / lam
+    t[~pos] = -np.log1p(-z[~pos]) if lam == 2 else -((1 - z[~pos]) ** (2 - lam) - 1) / (2 - lam)
+    return t
+
+
+def warp(y, lambdas=np.linspace(-1, 3, 41)):
+    """Standardise the targets, then Yeo-Johnson with lambda by maximum likelihood.
+
+    A monotone map: it keeps the order of the values (so the argmin) and makes their
+    distribution closer to the Gaussian the GP assumes: a few huge values far above the
+    best are compressed (lambda < 1), a few lone good values below a plateau spread out
+    (lambda > 1). The profile log-likelihood of lambda is
+    -n/2 log var(t) + (lambda - 1) sum sign(z) log(1 + |z|).  As in HEBO (Cowen-Rivers et
+    al., JAIR 2022).  y: (n,)  returns: (n,)
+    """
+    if not y.std() > 0:
+        return y
+    z = (y - y.mean()) / y.std()                      # (n,)
+    jacobian = np.sum(np.sign(z) * np.log1p(np.abs(z)))
+    loglik = [-0.5 * len(z) * math.log(yeo_johnson(z, lam).var()) + (lam - 1) * jacobian
+              for lam in lambdas]
+    return yeo_johnson(z, lambdas[int(np.argmax(loglik))])
 
 
 class BayesianSearch:
     """Bayesian optimisation: a GP surrogate and expected improvement.
 
     1. The first n_initial points form a Latin hypercube in u (McKay et al. 1979).
-    2. Then each ask fits gp.GP (Matern 5/2, ARD; warm-started from the previous fit) to
-       the observations in X (values through `warp`), failed trials at the worst finite
-       value seen and pending points at the best one (the "constant liar" for parallel asks),
+    2. Then each ask fits gp.GP (Matern 5/2, ARD, MAP under gp.bo_log_prior; warm-started
+       from the previous fit) to the observations in X (values through `warp`), failed
+       trials at the worst finite value seen and pending points at the best one (the
+       "constant liar" for parallel asks),
     3. scores a pool of candidates (uniform, and near the best points; snapped to valid
        values first) by log EI (Ament et al. 2023), polishes the best few, and
     4. asks the best point not already evaluated or pending.
@@ -378,7 +404,8 @@ class BayesianSearch:
         self.n_candidates = n_candidates
         self.U, self.values = [], []                  # observed u (q,) and values (nan: failed)
         self.pending, self.seen = {}, set()           # key -> u; keys of every point asked/told
-        self.gp, self.n_fits, self.warned = gp.GP("matern52"), 0, False
+        self.gp = gp.GP("matern52", log_prior=gp.bo_log_prior)
+        self.n_fits, self.warned = 0, False
         rng = np.random.default_rng([self.seed, 2 ** 32])
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # LHS in u
@@ -396,7 +423,7 @@ class BayesianSearch:
             y = np.concatenate([y, np.full(len(self.pending), y.min())])
         restart = self.n_fits == 0 or number % 5 == 0  # a full multi-start fit now and then
         self.gp.n_restarts, self.gp.n_candidates = (1, 16) if restart else (0, 0)
-        y = warp(y)                                   # (n,) fit log-distances to the best
+        y = warp(y)                                   # (n,) closer to Gaussian, same order
         self.gp.fit(gp_inputs(self.space, np.array(U)), y,
                     rng=np.random.default_rng([self.seed, number, 1]))
         self.n_fits += 1

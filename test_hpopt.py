@@ -101,6 +101,26 @@ def test_lml_gradient_matches_central_differences(n, d, seed, kernel):
     assert np.allclose(grad, fd, rtol=1e-5, atol=1e-6)
 
 
+@given(st.lists(st.floats(-4, 4), min_size=4, max_size=4))
+def test_bo_prior_gradient_matches_central_differences(theta):
+    theta = np.array(theta)
+    _, grad = gp.bo_log_prior(theta)
+    h = 1e-6
+    fd = [(gp.bo_log_prior(theta + h * e)[0] - gp.bo_log_prior(theta - h * e)[0]) / (2 * h)
+          for e in np.eye(4)]
+    assert np.allclose(grad, fd, rtol=1e-5, atol=1e-5)
+
+
+def test_a_map_fit_beats_its_start_and_keeps_length_scales_away_from_zero():
+    X, y = _toy_data(n=12, d=5)
+    model = gp.GP(log_prior=gp.bo_log_prior)
+    start = gp.GP(optimize=False).fit(X, y)
+    posterior = lambda m, t: m.log_marginal_likelihood(t) + gp.bo_log_prior(t)[0]
+    model.fit(X, y)
+    assert posterior(model, model.theta) >= posterior(start, start.theta)
+    assert np.all(model.lengthscale > 0.05)
+
+
 def _toy_data(n=30, d=3, seed=1):
     rng = np.random.default_rng(seed)
     X = rng.uniform(size=(n, d))
@@ -378,6 +398,24 @@ def test_seeds_reproduce_the_same_trials():
         assert [t.params for t in a.trials] != [t.params for t in c.trials]
     rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
     assert hpopt.RandomSearch(MIXED, rng_a).ask(3) == hpopt.RandomSearch(MIXED, rng_b).ask(3)
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=30))
+def test_the_target_warp_keeps_the_order_of_the_values(values):
+    y = np.array(values)
+    w = hpopt.warp(y)
+    order = np.argsort(y, kind="stable")
+    assert np.all(np.isfinite(w)) and np.all(np.diff(w[order]) >= -1e-12)
+
+
+def test_yeo_johnson_special_cases_and_scipy():
+    z = np.linspace(-3, 3, 13)
+    assert np.allclose(hpopt.yeo_johnson(z, 1.0), z)
+    assert np.allclose(hpopt.yeo_johnson(np.abs(z), 0.0), np.log1p(np.abs(z)))
+    assert np.allclose(hpopt.yeo_johnson(-np.abs(z), 2.0), -np.log1p(np.abs(z)))
+    stats = pytest.importorskip("scipy.stats")
+    for lam in (-0.7, 0.0, 0.5, 2.0, 2.6):
+        assert np.allclose(hpopt.yeo_johnson(z, lam), stats.yeojohnson(z, lmbda=lam))
 
 
 # ============================================================================ hpopt.py: the loop
