@@ -40,10 +40,13 @@ def scaled_sq_dist(X1, X2, lengthscale):
     differences, so that identical points give exactly 0 (no |a|^2 + |b|^2 - 2ab cancellation).
     X1: (n1, d)  X2: (n2, d)  lengthscale: (d,)  returns: (n1, n2)
     """
-    A, B = X1 / lengthscale, X2 / lengthscale         # (n1, d), (n2, d)
-    r2 = np.zeros((len(A), len(B)))                   # (n1, n2)
-    for k in range(A.shape[1]):
-        r2 += (A[:, k, None] - B[None, :, k]) ** 2    # (n1, n2)
+    A = np.ascontiguousarray((X1 / lengthscale).T)   # (d, n1) one row per dim
+    B = np.ascontiguousarray((X2 / lengthscale).T)   # (d, n2)
+    r2, diff = np.zeros((A.shape[1], B.shape[1])), np.empty((A.shape[1], B.shape[1]))
+    for a, b in zip(A, B):                            # dim by dim, in place: (n1, n2) each
+        np.subtract(a[:, None], b[None, :], out=diff)
+        diff *= diff
+        r2 += diff
     return r2
 
 
@@ -83,7 +86,7 @@ KERNEL_SHAPES = {"matern52": matern52_of_r2, "rbf": rbf_of_r2}
 # ----------------------------------------------------------------------------- linear algebra
 
 
-def solve_lower(L, B, block=64):
+def solve_lower(L, B, block=128):
     """X with L X = B for lower-triangular L, by blocked forward substitution.
 
     Each diagonal block (block x block) is solved densely; everything else is a matrix
@@ -241,7 +244,7 @@ class GP:
     """
 
     def __init__(self, kernel="matern52", lengthscale=1.0, variance=1.0, noise=1e-6,
-                 optimize=True, n_restarts=1, n_candidates=32, log_prior=None):
+                 optimize=True, n_restarts=1, n_candidates=32, log_prior=None, max_iter=200):
         if kernel not in KERNEL_SHAPES:
             raise ValueError(f"kernel must be one of {list(KERNEL_SHAPES)}; got {kernel!r}")
         for name, value in [("lengthscale", lengthscale), ("variance", variance), ("noise", noise)]:
@@ -254,7 +257,7 @@ class GP:
         self.lengthscale = np.asarray(lengthscale, dtype=float)
         self.variance, self.noise = float(variance), float(noise)
         self.n_restarts, self.n_candidates = n_restarts, n_candidates
-        self.log_prior = log_prior
+        self.log_prior, self.max_iter = log_prior, max_iter
         self.X = None
 
     def fit(self, X, y, rng=None):
@@ -309,7 +312,8 @@ class GP:
                 lml, grad = lml + lp, grad + lp_grad
             return (-lml, -grad) if np.isfinite(lml) else (np.inf, grad)
 
-        fits = [minimize_box(negative_lml, s, lower, upper, ftol=1e-7) for s in starts]
+        fits = [minimize_box(negative_lml, s, lower, upper, max_iter=self.max_iter, ftol=1e-7)
+                for s in starts]
         return min(fits, key=lambda fit: fit[1])[0]
 
     def predict(self, X, return_std=False):

@@ -350,6 +350,9 @@ def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20
     return U[order], s[order]
 
 
+WARM_ITERS = 5           # L-BFGS iterations of a warm-started GP fit (a full fit every 5th ask)
+
+
 def yeo_johnson(z, lam):
     """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise. z: (n,)
     z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
@@ -394,7 +397,7 @@ class BayesianSearch:
     Ask number i draws from a generator seeded with (seed, i): a resumed search repeats.
     """
 
-    def __init__(self, space, seed=None, n_initial=None, n_candidates=1000):
+    def __init__(self, space, seed=None, n_initial=None, n_candidates=500):
         _check_space(space)
         q = len(space)
         n_initial = 2 * q + 1 if n_initial is None else n_initial
@@ -422,7 +425,8 @@ class BayesianSearch:
             U = U + list(self.pending.values())
             y = np.concatenate([y, np.full(len(self.pending), y.min())])
         restart = self.n_fits == 0 or number % 5 == 0  # a full multi-start fit now and then
-        self.gp.n_restarts, self.gp.n_candidates = (1, 16) if restart else (0, 0)
+        self.gp.n_restarts, self.gp.n_candidates, self.gp.max_iter = \
+            (1, 16, 200) if restart else (0, 0, WARM_ITERS)  # warm: a few steps from the last fit
         y = warp(y)                                   # (n,) closer to Gaussian, same order
         self.gp.fit(gp_inputs(self.space, np.array(U)), y,
                     rng=np.random.default_rng([self.seed, number, 1]))
