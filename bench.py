@@ -22,7 +22,7 @@ import hpopt  # noqa: E402
 import nn  # noqa: E402
 
 SPACE = {"batch_size": hpopt.Choice([16, 32]), "lr": hpopt.Real(0.01, 0.1, log=True),
-         "epochs": hpopt.Choice([120]), "n_layers": hpopt.Integer(2, 3),
+         "epochs": hpopt.Choice([400]), "n_layers": hpopt.Integer(2, 3),
          "dropout": hpopt.Real(0.0, 0.2)}
 
 

@@ -350,18 +350,20 @@ def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20
     return U[order], s[order]
 
 
-WARM_ITERS = 5           # L-BFGS iterations of a warm-started GP fit (a full fit every 5th ask)
+WARM_ITERS = 3           # L-BFGS iterations of a warm-started GP fit (a full fit every 5th ask)
 
 
 def yeo_johnson(z, lam):
-    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise. z: (n,)
+    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise.
     z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
-    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity"""
-    pos = z >= 0
-    t = np.empty_like(z)
-    t[pos] = np.log1p(z[pos]) if lam == 0 else ((z[pos] + 1) ** lam - 1) / lam
-    t[~pos] = -np.log1p(-z[~pos]) if lam == 2 else -((1 - z[~pos]) ** (2 - lam) - 1) / (2 - lam)
-    return t
+    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity
+    z: (n,)  lam: float, or (k, 1) for k transforms at once  returns: (n,) or (k, n)"""
+    lam = np.asarray(lam, dtype=float)
+    pos, a, b = z >= 0, np.log1p(np.abs(z)), np.where(lam == 0, 1.0, lam)
+    c = np.where(lam == 2, 1.0, 2 - lam)              # safe divisors at the special points
+    up = np.where(lam == 0, a, np.expm1(lam * a) / b)         # (z + 1)^lam - 1 = expm1(lam a)
+    down = np.where(lam == 2, -a, -np.expm1(c * a) / c)       # for z < 0, a = log(1 - z)
+    return np.where(pos, up, down)
 
 
 def warp(y, lambdas=np.linspace(-1, 3, 41)):
@@ -377,10 +379,10 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
     if not y.std() > 0:
         return y
     z = (y - y.mean()) / y.std()                      # (n,)
-    jacobian = np.sum(np.sign(z) * np.log1p(np.abs(z)))
-    loglik = [-0.5 * len(z) * math.log(yeo_johnson(z, lam).var()) + (lam - 1) * jacobian
-              for lam in lambdas]
-    return yeo_johnson(z, lambdas[int(np.argmax(loglik))])
+    T = yeo_johnson(z, lambdas[:, None])              # (k, n) every candidate lambda
+    loglik = -0.5 * len(z) * np.log(T.var(axis=1)) \
+        + (lambdas - 1) * np.sum(np.sign(z) * np.log1p(np.abs(z)))   # (k,)
+    return T[np.argmax(loglik)]
 
 
 class BayesianSearch:
