@@ -59,10 +59,14 @@ def matern52_of_r2(r2, derivative=True):
     dk/dr2 = -(5/6) (1 + s) exp(-s)   (finite at r2 = 0: no division by r)
     r2: any shape  returns: k, and dk/dr2 (None unless derivative)
     """
-    s = np.sqrt(5.0 * r2)
-    e = np.exp(-s)
-    k = (s / 3.0 + 1.0) * s                           # s + s^2/3, written with few temporaries
+    s = 5.0 * r2
+    np.sqrt(s, out=s)                                 # in place on arrays made here: each
+    e = np.negative(s)                                # pass over a large (n, m) costs time
+    np.exp(e, out=e)
+    k = s / 3.0
     k += 1.0
+    k *= s
+    k += 1.0                                          # 1 + s + s^2/3
     k *= e
     return k, (-(5.0 / 6.0) * (1.0 + s) * e if derivative else None)
 

@@ -273,11 +273,15 @@ def sgd_momentum(theta, velocity, grad, lr, momentum, weight_decay, decay):
 
 @njit_inline
 def sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay):
-    """Twin of sgd_momentum: one pass over the flat parameter buffer."""
-    for i in range(theta.shape[0]):
-        v = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
-        velocity[i] = v
-        theta[i] += v
+    """Twin of sgd_momentum: one pass over the flat parameter buffer (decay unread at 0)."""
+    if weight_decay == 0:
+        for i in range(theta.shape[0]):
+            velocity[i] = momentum * velocity[i] - lr * grad[i]
+            theta[i] += velocity[i]
+    else:
+        for i in range(theta.shape[0]):
+            velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
+            theta[i] += velocity[i]
 
 # ----------------------------------------------------------------------------- dropout masks
 # Counter-based random numbers: unit j of sample `row` in a layer gets
@@ -492,10 +496,11 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
             keys = np.array([mask_key(seed, epoch, l) for l in range(len(model.sizes) - 2)]
                             or [0], dtype=np.uint64)
             if USE_NUMBA and xp is np:
-                loss = _epoch_nb(model.theta, velocity, np.zeros_like(model.theta), decay,
-                                 X=Xd, y=yd, perm=perm, batch=batch, lr=float(lr),
-                                 momentum=float(momentum), weight_decay=float(weight_decay),
-                                 act=ACTIVATIONS[model.activation], p=float(model.dropout),
+                real = model.dtype.type                             # scalars in the arrays'
+                loss = _epoch_nb(model.theta, velocity, np.zeros_like(model.theta), decay,  # dtype:
+                                 X=Xd, y=yd, perm=perm, batch=batch, lr=real(lr),  # float32 stays
+                                 momentum=real(momentum), weight_decay=real(weight_decay),  # SIMD
+                                 act=ACTIVATIONS[model.activation], p=real(model.dropout),
                                  keys=keys, max_loss=max_loss, gemm=GEMM[model.dtype], **buffers)
             else:
                 loss = _epoch_numpy(model, Xd, yd, xp.asarray(perm), batch, lr, momentum,
