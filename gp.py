@@ -3,7 +3,8 @@
 What is here, in reading order:
   1. kernels: Matern 5/2 and squared exponential (RBF), one length-scale per input (ARD);
   2. triangular solves and a Cholesky factorisation that adds jitter only when it must;
-  3. the log marginal likelihood and its gradient (GPML eqs. 2.30 and 5.9);
+  3. the log marginal likelihood and its gradient (GPML eqs. 2.30 and 5.9), and a prior
+     on the hyperparameters for Bayesian optimisation (bo_log_prior);
   4. a small projected L-BFGS that fits the hyperparameters (scipy is not a dependency);
   5. GP: fit (GPML Algorithm 2.1) and predict (GPML eqs. 2.25-2.26);
   6. expected improvement for minimisation and its logarithm.
@@ -27,8 +28,9 @@ import numpy as np
 # theta (p,) = log([lengthscale_1 .. lengthscale_d, variance, noise]): what the optimiser moves.
 # Targets are standardised inside fit (mean 0, std 1), so variance and noise are in those units.
 
-LOG_BOUNDS = {"lengthscale": (1e-3, 1e3), "variance": (1e-3, 1e3), "noise": (1e-6, 1.0)}
-# Inputs are expected in the unit cube; the noise floor 1e-6 keeps K well conditioned.
+BOUNDS = {"lengthscale": (1e-3, 1e3), "variance": (1e-3, 1e3), "noise": (1e-6, 1.0)}
+# Bounds of the fitted hyperparameters (the optimiser moves their logs). Inputs are
+# expected in the unit cube; the noise floor 1e-6 keeps K well conditioned.
 
 # ----------------------------------------------------------------------------- kernels
 
@@ -300,7 +302,7 @@ class GP:
     def _fit_theta(self, theta0, sq_diffs, y, shape, rng):
         """Maximise the LML from theta0 (warm start) and the best random candidates."""
         d = sq_diffs.shape[2]
-        bounds = [LOG_BOUNDS["lengthscale"]] * d + [LOG_BOUNDS["variance"], LOG_BOUNDS["noise"]]
+        bounds = [BOUNDS["lengthscale"]] * d + [BOUNDS["variance"], BOUNDS["noise"]]
         lower, upper = np.log(np.array(bounds)).T    # (p,), (p,)
         rng = np.random.default_rng(0) if rng is None else rng
         candidates = rng.uniform(lower, upper, size=(self.n_candidates, len(lower)))

@@ -134,8 +134,8 @@ def test_fit_never_lowers_the_lml_and_ends_at_a_stationary_point_or_bound(seed):
     model = gp.GP().fit(X, y)
     assert model.log_marginal_likelihood() >= start
     lml, grad = model.log_marginal_likelihood(model.theta, eval_gradient=True)
-    lower, upper = np.log(np.array([gp.LOG_BOUNDS["lengthscale"]] * 3
-                                   + [gp.LOG_BOUNDS["variance"], gp.LOG_BOUNDS["noise"]])).T
+    lower, upper = np.log(np.array([gp.BOUNDS["lengthscale"]] * 3
+                                   + [gp.BOUNDS["variance"], gp.BOUNDS["noise"]])).T
     on_bound = (np.isclose(model.theta, lower) & (grad < 0)) | (np.isclose(model.theta, upper) & (grad > 0))
     assert np.all(on_bound | (np.abs(grad) < 1e-2 * max(1, abs(lml)) ** 0.5))
 
