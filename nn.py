@@ -106,6 +106,8 @@ class MLP:
             raise ValueError(f"dropout must be a number in [0, 1); got {dropout!r}")
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+        if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+            raise ValueError(f"seed must be an int >= 0; got {seed!r}")
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu'; got {device!r}")
         if device == "gpu" and (cupy is None or not _gpu_available()):
@@ -301,8 +303,8 @@ def splitmix64(z):
 
 def mask_key(seed, epoch, layer):
     """The key of one layer's masks in one epoch (a Python int < 2^64)."""
-    return int(splitmix64(np.array([(seed * 1_000_003 + epoch) * 1_000_003 + layer], _U64)
-                          % _U64(2 ** 63))[0])
+    counter = ((seed * 1_000_003 + epoch) * 1_000_003 + layer) % 2 ** 64   # any seed fits
+    return int(splitmix64(np.array([counter], _U64))[0] % _U64(2 ** 63))
 
 
 def dropout_mask(key, rows, h, p, dtype, xp=np):
@@ -474,7 +476,8 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
             ("lr", lr, _real(lr) and lr > 0, "a finite number > 0"),
             ("momentum", momentum, _real(momentum) and 0 <= momentum < 1, "a number in [0, 1)"),
             ("weight_decay", weight_decay, _real(weight_decay) and weight_decay >= 0,
-             "a finite number >= 0")]:
+             "a finite number >= 0"),
+            ("seed", seed, isinstance(seed, (int, np.integer)) and seed >= 0, "an int >= 0")]:
         if not ok:
             raise ValueError(f"{name} must be {allowed}; got {value!r}")
     if (X_val is None) != (y_val is None):

@@ -773,6 +773,17 @@ def test_nn_rejects_bad_input_with_a_clear_error(call, error, match):
         call()
 
 
+def test_any_seed_trains_and_dropout_masks_agree_across_paths():
+    X, y = nn.make_spirals(10, 3, 0.2, 0)
+    history = nn.train(nn.MLP([2, 4, 3], dropout=0.3, seed=2 ** 40), X, y, epochs=2,
+                       batch_size=8, lr=0.1, seed=2 ** 62)
+    assert all(math.isfinite(v) for v in history["loss"])
+    with pytest.raises(ValueError, match="seed"):
+        nn.train(nn.MLP([2, 4, 3]), X, y, epochs=1, batch_size=8, lr=0.1, seed=-1)
+    with pytest.raises(ValueError, match="seed"):
+        nn.MLP([2, 4, 3], seed=-1)
+
+
 def test_a_batch_larger_than_the_data_is_one_full_batch():
     X, y = nn.make_spirals(10, 3, 0.2, 0)
     history = nn.train(nn.MLP([2, 4, 3]), X, y, epochs=2, batch_size=10_000, lr=0.1)
