@@ -590,8 +590,12 @@ def _read_log(path, header, seed_given):
         except (ValueError, TypeError) as e:          # a line cut short by a crash
             warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
     space = header["_space"]
-    for t in trials:                                  # JSON turned tuples into lists etc.
-        t.params = {n: d.options[d.index(t.params[n])] if isinstance(d, Choice)
+    def option(d, logged_value):                      # JSON turned tuples into lists etc.
+        as_json = [json.loads(json.dumps(o, default=repr)) for o in d.options]
+        return d.options[as_json.index(logged_value)]
+
+    for t in trials:
+        t.params = {n: option(d, t.params[n]) if isinstance(d, Choice)
                     else type(d.low)(t.params[n]) for n, d in space.items()}
     return logged["seed"], trials
 

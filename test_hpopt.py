@@ -594,6 +594,16 @@ def test_a_log_cut_short_mid_line_is_resumed_with_a_warning(tmp_path):
     assert trial_set(result) == trial_set(hpopt.random_search(slow_square, SMALL, n_trials=6, seed=1))
 
 
+def test_resume_restores_choice_options_that_json_cannot_keep(tmp_path):
+    space = {"shape": hpopt.Choice([(64, 64), (128,), "wide", None]), "x": hpopt.Real(0, 1)}
+    f = lambda p: len(str(p["shape"])) + p["x"]
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(f, space, n_trials=4, seed=5, log=log)
+    resumed = hpopt.random_search(f, space, n_trials=8, seed=5, log=log, resume=True)
+    assert trial_set(resumed) == trial_set(hpopt.random_search(f, space, n_trials=8, seed=5))
+    assert all(type(t.params["shape"]) in (tuple, str, type(None)) for t in resumed.trials)
+
+
 def test_a_log_of_another_search_or_an_existing_log_is_refused(tmp_path):
     log = str(tmp_path / "s.jsonl")
     hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)
