@@ -568,18 +568,20 @@ def _describe(space):
     return {name: dim(d) for name, d in space.items()}
 
 
-def _read_log(path, header, seed_given):
-    """Trials recorded in a log, after checking that it is the same search."""
+def _read_log(path, header, space):
+    """The trials recorded in a log, after checking that it is the same search, and
+    whether its last line was cut short."""
     with open(path) as f:
-        lines = f.read().split("\n")
+        text = f.read()
+    lines = text.split("\n")
     if not lines[0].strip():
-        return header["seed"], []
+        return [], False
     logged = json.loads(lines[0])
     for what in ("method", "space"):
         if logged.get(what) != header[what]:
             raise ValueError(f"log {path} records another search: its {what} is "
                              f"{logged.get(what)!r}, this one's is {header[what]!r}")
-    if seed_given and logged["seed"] != header["seed"]:
+    if logged["seed"] != header["seed"]:
         raise ValueError(f"log {path} was made with seed={logged['seed']}, not {header['seed']}")
     trials = []
     for i, line in enumerate(lines[1:], start=2):
@@ -589,7 +591,7 @@ def _read_log(path, header, seed_given):
             trials.append(Trial(**json.loads(line)))
         except (ValueError, TypeError) as e:          # a line cut short by a crash
             warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
-    space = header["_space"]
+
     def option(d, logged_value):                      # JSON turned tuples into lists etc.
         as_json = [json.loads(json.dumps(o, default=repr)) for o in d.options]
         return d.options[as_json.index(logged_value)]
@@ -597,28 +599,26 @@ def _read_log(path, header, seed_given):
     for t in trials:
         t.params = {n: option(d, t.params[n]) if isinstance(d, Choice)
                     else type(d.low)(t.params[n]) for n, d in space.items()}
-    return logged["seed"], trials
+    return trials, not text.endswith("\n")
 
 
 def _open_log(path, searcher, method, resume, result):
     """Open the log for appending; with resume, tell the searcher every logged trial."""
     header = {"hpopt_log": 1, "method": method, "space": _describe(searcher.space),
-              "seed": getattr(searcher, "seed", None), "_space": searcher.space}
+              "seed": getattr(searcher, "seed", None)}
     exists = os.path.exists(path) and os.path.getsize(path) > 0
     if exists and not resume:
         raise ValueError(f"log {path} already exists; pass resume=True to continue it, "
                          f"or another path (an existing log is never overwritten)")
+    cut_short = False
     if exists:
-        _, result.trials = _read_log(path, header, seed_given=True)
+        result.trials, cut_short = _read_log(path, header, searcher.space)
         for t in sorted(result.trials, key=lambda t: t.number):
             searcher.tell(t.params, t.value)
         if hasattr(searcher, "catch_up"):
             searcher.catch_up()
-        with open(path) as f:
-            cut_short = not f.read().endswith("\n")
     log_file = open(path, "a")
     if not exists:
-        header.pop("_space")
         log_file.write(json.dumps(header) + "\n")
     elif cut_short:                                   # start after a line cut short
         log_file.write("\n")
