@@ -149,6 +149,12 @@ def _gpu_available():
 
 # ----------------------------------------------------------------------------- forward
 # Each step: the NumPy reference, then its Numba twin (same result, fused loops, in place).
+# The twins work like BLAS, on blocks of flat buffers: "the (b, h) block of Z at `at`" is
+# Z[at : at + b * h] read row-major, so element [i, j] is Z[at + i * h + j]. The compiled
+# epoch then passes whole buffers and offsets, never views: each view it made cost Numba
+# about 0.1 s of compile time. Offsets and sizes become unsigned (np.uint64) on the way in:
+# Numba wraps a negative index around, and the check for one, in every access, would keep
+# LLVM from vectorising the loops.
 
 
 def hidden_forward(Z, b, activation):
@@ -158,18 +164,21 @@ def hidden_forward(Z, b, activation):
 
 
 @njit_inline
-def hidden_forward_nb(Z, bias, act, p, key, rows, M, A):
-    """Twin of hidden_forward, in place (Z becomes H), fused with inverted dropout:
-    A = H * M with M = dropout_mask(key, rows, h, p) (see below); p = 0 leaves A, M alone."""
-    h = Z.shape[1]
-    for i in range(Z.shape[0]):
+def hidden_forward_nb(Z, M, A, at, b, h, theta, bias_at, rows, start, act, p, key):
+    """Twin of hidden_forward, in place, fused with inverted dropout: the (b, h) block of Z
+    at `at` becomes H = f(Z + bias), bias = theta[bias_at : bias_at + h]; if p > 0, the same
+    blocks of M and A get M = dropout_mask(key, rows[start : start + b], h, p) and H * M."""
+    at, b, h, bias_at = np.uint64(at), np.uint64(b), np.uint64(h), np.uint64(bias_at)
+    start = np.uint64(start)
+    for i in range(b):
+        counter = np.uint64(key) + np.uint64(rows[start + i]) * np.uint64(h)
         for j in range(h):
-            z = Z[i, j] + bias[j]
-            Z[i, j] = max(z, 0.0) if act == 0 else np.tanh(z)
+            k = at + i * h + j                                      # [i, j] of the block
+            z = Z[k] + theta[bias_at + j]
+            Z[k] = (0.0 if z < 0 else z) if act == 0 else np.tanh(z)   # NaN stays NaN
             if p > 0:
-                M[i, j] = (_uniform_nb(np.uint64(key) + np.uint64(rows[i]) * np.uint64(h)
-                                       + np.uint64(j)) >= p) / (1 - p)
-                A[i, j] = Z[i, j] * M[i, j]
+                M[k] = (_uniform_nb(counter + np.uint64(j)) >= p) / (1 - p)
+                A[k] = Z[k] * M[k]
 
 
 def softmax(logits):
@@ -192,25 +201,29 @@ def softmax_cross_entropy(logits, y):
 
 
 @njit_inline
-def softmax_cross_entropy_nb(Z, bias, y, G, db):
-    """Twin of softmax_cross_entropy(Z + bias, y); also db = column sums of G. G may be Z
-    itself (in place). Returns the loss."""
-    b, c = Z.shape
-    loss = 0.0
-    db[:] = 0
+def softmax_cross_entropy_nb(G, b, c, y, theta, bias_at, grad):
+    """Twin of softmax_cross_entropy(Z + bias, y), in place: the (b, c) block of G at 0
+    holds Z on entry and dL/dZ on exit; bias = theta[bias_at : bias_at + c], y (>= b,);
+    db = column sums of dL/dZ go to grad[bias_at : bias_at + c]. Returns the loss."""
+    b, c, bias_at, loss = np.uint64(b), np.uint64(c), np.uint64(bias_at), 0.0
+    for k in range(c):
+        grad[bias_at + k] = 0
     for i in range(b):
-        z_true = Z[i, y[i]] + bias[y[i]]                            # read before G overwrites Z
-        top = Z[i, 0] + bias[0]
+        row = i * c                                                 # G[row + k] = [i, k]
+        true = np.uint64(y[i])
+        z_true = G[row + true] + theta[bias_at + true]              # read before G changes
+        top = G[row] + theta[bias_at]
         for k in range(1, c):
-            top = max(top, Z[i, k] + bias[k])
+            z = G[row + k] + theta[bias_at + k]
+            top = z if z > top else top
         total = 0.0
         for k in range(c):
-            G[i, k] = math.exp(Z[i, k] + bias[k] - top)
-            total += G[i, k]
+            G[row + k] = math.exp(G[row + k] + theta[bias_at + k] - top)
+            total += G[row + k]
         loss += math.log(total) + top - z_true
         for k in range(c):
-            G[i, k] = (G[i, k] / total - (k == y[i])) / b
-            db[k] += G[i, k]
+            G[row + k] = (G[row + k] / total - (k == true)) / b
+            grad[bias_at + k] += G[row + k]
     return loss / b
 
 
@@ -238,15 +251,20 @@ def hidden_backward(G, H, mask, activation):
 
 
 @njit_inline
-def hidden_backward_nb(G, H, M, act, p, db):
-    """Twin of hidden_backward, in place on G (M unused when p = 0); also db = column sums."""
-    db[:] = 0
-    for i in range(G.shape[0]):
-        for j in range(G.shape[1]):
-            g = G[i, j] * M[i, j] if p > 0 else G[i, j]
-            g = g * (H[i, j] > 0) if act == 0 else g * (1 - H[i, j] * H[i, j])
-            G[i, j] = g
-            db[j] += g
+def hidden_backward_nb(G, g_at, H, M, at, b, h, act, p, grad, bias_at):
+    """Twin of hidden_backward, in place on the (b, h) block of G at g_at, with H and M the
+    blocks at `at` (M unread when p = 0); db = column sums go to grad[bias_at : bias_at + h]."""
+    g_at, at, b, h = np.uint64(g_at), np.uint64(at), np.uint64(b), np.uint64(h)
+    bias_at = np.uint64(bias_at)
+    for j in range(h):
+        grad[bias_at + j] = 0
+    for i in range(b):
+        for j in range(h):
+            k = i * h + j                                           # [i, j] of the block
+            g = G[g_at + k] * M[at + k] if p > 0 else G[g_at + k]
+            g = g * (H[at + k] > 0) if act == 0 else g * (1 - H[at + k] * H[at + k])
+            G[g_at + k] = g
+            grad[bias_at + j] += g
 
 
 def backward(W, A, H, masks, G, activation):
@@ -353,72 +371,69 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
 
 
 @njit_inline
-def _view(buffer, offset, rows, cols):
-    """A (rows, cols) view into a flat buffer."""
-    return buffer[offset:offset + rows * cols].reshape((rows, cols))
+def _address(buffer, at):
+    """The address of buffer[at], for BLAS."""
+    return buffer.ctypes.data + int(at) * buffer.itemsize
 
 
 @njit
-def _epoch_nb(theta, velocity, grad, decay, sizes, w_off, b_off, X, y, perm, batch, lr,
-              momentum, weight_decay, act, p, keys, max_loss, Xb, yb, H_all, A_all, M_all, G1,
-              G2, gemm):
+def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch, lr,
+              momentum, weight_decay, act, p, keys, max_loss, width, A_all, H_all, M_all, G,
+              yb, gemm):
     """The same epoch as _epoch_numpy in one compiled call: the twins above for the
     elementwise work, gemm (numpy's BLAS, through ctypes) for the matrix products.
-    Buffers come from _epoch_buffers: layer l's H, M and A (b, sizes[l+1]) sit at offset
-    l * width of H_all, M_all and A_all; G1, G2 hold dL/dZ of a layer, in turn."""
-    L, n, width = len(sizes) - 1, len(perm), batch * sizes.max()
+    W_l starts at theta[w_at[l]], b_l at theta[b_at[l]] (grad has theta's layout). The work
+    buffers (from _epoch_buffers) are flat, in blocks of width = batch * max(sizes): block l
+    of A_all holds the input of layer l (block 0: the batch of X), block l of H_all and M_all
+    that layer's H and mask (A_all is H_all when p = 0); G holds dL/dZ of one layer in one
+    half and of the layer below in the other."""
+    L, n, n_in = len(sizes) - 1, len(perm), np.uint64(sizes[0])
     c, total = sizes[L], 0.0
     for start in range(0, n, batch):
-        b = min(batch, n - start)
+        b = batch if start + batch <= n else n - start             # the last batch may be short
         for i in range(b):                                          # gather the batch
-            for j in range(sizes[0]):                               # (a row copy compiles slowly)
-                Xb[i, j] = X[perm[start + i], j]
             yb[i] = y[perm[start + i]]
+            for j in range(n_in):
+                A_all[np.uint64(i) * n_in + j] = X[perm[start + i], j]
         for l in range(L):                                          # forward
             h_in, h_out = sizes[l], sizes[l + 1]
-            A = Xb[:b] if l == 0 else _view(A_all, (l - 1) * width, b, h_in)
-            Z = _view(H_all if l < L - 1 else G1, l * width if l < L - 1 else 0, b, h_out)
-            gemm(101, 111, 111, b, h_out, h_in, 1.0, A.ctypes.data, h_in,
-                 theta[w_off[l]:].ctypes.data, h_out, 0.0, Z.ctypes.data, h_out)  # Z = A W
+            at = (l + 1) * width                                    # block of Z = A W (+ b ...)
+            Z = _address(H_all, at) if l < L - 1 else _address(G, 0)   # logits go to G
+            gemm(101, 111, 111, b, h_out, h_in, 1.0, _address(A_all, l * width), h_in,
+                 _address(theta, w_at[l]), h_out, 0.0, Z, h_out)      # Z = A W
             if l < L - 1:                                           # bias, f, dropout
-                hidden_forward_nb(Z, theta[b_off[l]:b_off[l] + h_out], act, p, keys[l],
-                                  perm[start:start + b], _view(M_all, l * width, b, h_out),
-                                  _view(A_all, l * width, b, h_out))
-        G = _view(G1, 0, b, c)                                      # logits -> dL/dlogits
-        loss = softmax_cross_entropy_nb(G, theta[b_off[L - 1]:b_off[L - 1] + c], yb[:b], G,
-                                        grad[b_off[L - 1]:b_off[L - 1] + c])
+                hidden_forward_nb(H_all, M_all, A_all, at, b, h_out, theta, b_at[l], perm, start,
+                                  act, p, keys[l])
+        loss = softmax_cross_entropy_nb(G, b, c, yb, theta, b_at[L - 1], grad)
         if not loss <= max_loss:                                    # diverged: stop now
             return loss
         total += loss * b
+        half = 0                                                    # dL/dZ of layer l at G[half]
         for l in range(L - 1, -1, -1):                              # backward
             h_in, h_out = sizes[l], sizes[l + 1]
-            A = Xb[:b] if l == 0 else _view(A_all, (l - 1) * width, b, h_in)
-            gemm(101, 112, 111, h_in, h_out, b, 1.0, A.ctypes.data, h_in, G.ctypes.data,
-                 h_out, 0.0, grad[w_off[l]:].ctypes.data, h_out)    # dW = A^T G
+            gemm(101, 112, 111, h_in, h_out, b, 1.0, _address(A_all, l * width), h_in,
+                 _address(G, half), h_out, 0.0, _address(grad, w_at[l]), h_out)  # dW = A^T G
             if l == 0:
                 break
-            G_prev = _view(G2 if (L - 1 - l) % 2 == 0 else G1, 0, b, h_in)
-            gemm(101, 111, 112, b, h_in, h_out, 1.0, G.ctypes.data, h_out,
-                 theta[w_off[l]:].ctypes.data, h_out, 0.0, G_prev.ctypes.data, h_in)  # G W^T
-            hidden_backward_nb(G_prev, _view(H_all, (l - 1) * width, b, h_in),
-                               _view(M_all, (l - 1) * width, b, h_in), act, p,
-                               grad[b_off[l - 1]:b_off[l - 1] + h_in])
-            G = G_prev
+            gemm(101, 111, 112, b, h_in, h_out, 1.0, _address(G, half), h_out,
+                 _address(theta, w_at[l]), h_out, 0.0, _address(G, width - half), h_in)  # G W^T
+            half = width - half
+            hidden_backward_nb(G, half, H_all, M_all, l * width, b, h_in, act, p, grad,
+                               b_at[l - 1])
         sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay)
     return total / n
 
 
 def _epoch_buffers(sizes, batch, p, dtype):
-    """Work buffers of _epoch_nb, and the offsets of each W and b in theta."""
+    """Work buffers of _epoch_nb (see there), and where each W and b starts in theta."""
     sizes = np.array(sizes)
     width, L = batch * sizes.max(), len(sizes) - 1
-    w_off = np.cumsum([0] + [a * b + b for a, b in zip(sizes[:-1], sizes[1:])])[:-1]  # (L,)
+    w_at = np.cumsum([0] + [a * b + b for a, b in zip(sizes[:-1], sizes[1:])])[:-1]  # (L,)
     H_all = np.empty(L * width, dtype)
-    return dict(sizes=sizes, w_off=w_off, b_off=w_off + sizes[:-1] * sizes[1:],
-                Xb=np.empty((batch, sizes[0]), dtype), yb=np.empty(batch, np.int64),
+    return dict(sizes=sizes, w_at=w_at, b_at=w_at + sizes[:-1] * sizes[1:], width=int(width),
                 H_all=H_all, A_all=np.empty(L * width, dtype) if p > 0 else H_all,
-                M_all=np.empty(L * width, dtype), G1=np.empty(width, dtype),
-                G2=np.empty(width, dtype))
+                M_all=np.empty(L * width, dtype), G=np.empty(2 * width, dtype),
+                yb=np.empty(batch, np.int64))
 
 
 def _find_gemm():

@@ -665,28 +665,49 @@ def test_softmax_cross_entropy_survives_huge_logits():
 
 
 @given(st.integers(1, 9), st.integers(1, 7), st.integers(0, 10 ** 6), st.sampled_from([0, 1]),
-       st.sampled_from([0.0, 0.4]))
-def test_numba_twins_equal_their_numpy_references(b, h, seed, act, p):
+       st.sampled_from([0.0, 0.4]), st.integers(0, 5))
+def test_numba_twins_equal_their_numpy_references(b, h, seed, act, p, at):
+    """Each twin works on a (b, h) block at offset `at` of a flat buffer (and its bias at an
+    offset of theta); the rest of each buffer must stay untouched."""
     rng = np.random.default_rng(seed)
     name = ["relu", "tanh"][act]
     Z, bias, G = rng.standard_normal((b, h)), rng.standard_normal(h), rng.standard_normal((b, h))
     rows, key = rng.integers(0, 1000, b), int(rng.integers(2 ** 62))
+    start = int(rng.integers(0, 4))                              # rows[start : start + b]
+    perm = np.concatenate([rng.integers(0, 1000, start), rows])
+
+    def flat(block):                                             # a buffer with it at `at`
+        buffer = rng.standard_normal(at + block.size + 3)
+        buffer[at:at + block.size] = block.ravel()
+        return buffer
+
+    def block(buffer):
+        return buffer[at:at + b * h].reshape(b, h)
+
+    theta = flat(bias)                                           # bias at theta[at:]
     H_ref = nn.hidden_forward(Z, bias, name)
     M_ref = nn.dropout_mask(key, rows, h, p, np.float64)
-    Zc, M, A = Z.copy(), np.zeros((b, h)), np.zeros((b, h))
-    nn.hidden_forward_nb(Zc, bias, act, p, key, rows, M, A)
-    assert np.allclose(Zc, H_ref, rtol=1e-6)
+    Zc, M, A = flat(Z), flat(np.zeros((b, h))), flat(np.zeros((b, h)))
+    before = Zc.copy(), M.copy(), A.copy()
+    nn.hidden_forward_nb(Zc, M, A, at, b, h, theta, at, perm, start, act, p, key)
+    assert np.allclose(block(Zc), H_ref, rtol=1e-6)
     if p > 0:
-        assert np.array_equal(M, M_ref) and np.allclose(A, H_ref * M_ref, rtol=1e-6)
+        assert np.array_equal(block(M), M_ref) and np.allclose(block(A), H_ref * M_ref, rtol=1e-6)
+    for new, old in zip((Zc, M, A), before):                     # outside the block: as was
+        assert np.array_equal(np.delete(new, np.s_[at:at + b * h]),
+                              np.delete(old, np.s_[at:at + b * h]))
     G_ref = nn.hidden_backward(G, H_ref, M_ref if p > 0 else None, name)
-    Gc, db = G.copy(), np.zeros(h)
-    nn.hidden_backward_nb(Gc, H_ref, M_ref, act, p, db)
-    assert np.allclose(Gc, G_ref, rtol=1e-6) and np.allclose(db, G_ref.sum(0), rtol=1e-6, atol=1e-12)
-    y = rng.integers(0, h, b)
-    loss_ref, G_ref = nn.softmax_cross_entropy(Z + bias, y)
-    Gc, db = np.zeros((b, h)), np.zeros(h)
-    assert nn.softmax_cross_entropy_nb(Z.copy(), bias, y, Gc, db) == pytest.approx(loss_ref, rel=1e-6)
-    assert np.allclose(Gc, G_ref, rtol=1e-6, atol=1e-15) and np.allclose(db, G_ref.sum(0), atol=1e-12)
+    Gc, grad = flat(G), rng.standard_normal(at + h + 2)
+    nn.hidden_backward_nb(Gc, at, flat(H_ref), flat(M_ref), at, b, h, act, p, grad, at)
+    assert np.allclose(block(Gc), G_ref, rtol=1e-6)
+    assert np.allclose(grad[at:at + h], G_ref.sum(0), rtol=1e-6, atol=1e-12)
+    y = np.concatenate([rng.integers(0, h, b), [h + 5]])         # y[b:] is not read
+    loss_ref, G_ref = nn.softmax_cross_entropy(Z + bias, y[:b])
+    Gc, grad = Z.ravel().copy(), rng.standard_normal(at + h + 2)
+    assert nn.softmax_cross_entropy_nb(Gc, b, h, y, theta, at, grad) == pytest.approx(loss_ref,
+                                                                                       rel=1e-6)
+    assert np.allclose(Gc.reshape(b, h), G_ref, rtol=1e-6, atol=1e-15)
+    assert np.allclose(grad[at:at + h], G_ref.sum(0), atol=1e-12)
     theta, vel, grad, decay = (rng.standard_normal(h * b) for _ in range(4))
     t_ref, v_ref = theta.copy(), vel.copy()
     nn.sgd_momentum(t_ref, v_ref, grad, 0.1, 0.9, 0.01, decay)
