@@ -370,12 +370,6 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
     return total / len(perm)
 
 
-@njit_inline
-def _address(buffer, at):
-    """The address of buffer[at], for BLAS."""
-    return buffer.ctypes.data + int(at) * buffer.itemsize
-
-
 @njit
 def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch, lr,
               momentum, weight_decay, act, p, keys, max_loss, width, A_all, H_all, M_all, G,
@@ -389,6 +383,9 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
     half and of the layer below in the other."""
     L, n, n_in = len(sizes) - 1, len(perm), np.uint64(sizes[0])
     c, total = sizes[L], 0.0
+    size = theta.itemsize                                           # BLAS takes addresses:
+    theta_, grad_, A_, H_, G_ = (theta.ctypes.data, grad.ctypes.data,   # x_ + at * size is
+                                 A_all.ctypes.data, H_all.ctypes.data, G.ctypes.data)  # &x[at]
     for start in range(0, n, batch):
         b = batch if start + batch <= n else n - start             # the last batch may be short
         for i in range(b):                                          # gather the batch
@@ -397,10 +394,10 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
                 A_all[np.uint64(i) * n_in + j] = X[perm[start + i], j]
         for l in range(L):                                          # forward
             h_in, h_out = sizes[l], sizes[l + 1]
-            at = (l + 1) * width                                    # block of Z = A W (+ b ...)
-            Z = _address(H_all, at) if l < L - 1 else _address(G, 0)   # logits go to G
-            gemm(101, 111, 111, b, h_out, h_in, 1.0, _address(A_all, l * width), h_in,
-                 _address(theta, w_at[l]), h_out, 0.0, Z, h_out)      # Z = A W
+            at = (l + 1) * width if l < L - 1 else 0                # Z's block in H_all, or
+            Z = (H_ if l < L - 1 else G_) + at * size               # in G for the logits
+            gemm(101, 111, 111, b, h_out, h_in, 1.0, A_ + l * width * size, h_in,
+                 theta_ + w_at[l] * size, h_out, 0.0, Z, h_out)      # Z = A W
             if l < L - 1:                                           # bias, f, dropout
                 hidden_forward_nb(H_all, M_all, A_all, at, b, h_out, theta, b_at[l], perm, start,
                                   act, p, keys[l])
@@ -411,12 +408,12 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
         half = 0                                                    # dL/dZ of layer l at G[half]
         for l in range(L - 1, -1, -1):                              # backward
             h_in, h_out = sizes[l], sizes[l + 1]
-            gemm(101, 112, 111, h_in, h_out, b, 1.0, _address(A_all, l * width), h_in,
-                 _address(G, half), h_out, 0.0, _address(grad, w_at[l]), h_out)  # dW = A^T G
+            gemm(101, 112, 111, h_in, h_out, b, 1.0, A_ + l * width * size, h_in,
+                 G_ + half * size, h_out, 0.0, grad_ + w_at[l] * size, h_out)  # dW = A^T G
             if l == 0:
                 break
-            gemm(101, 111, 112, b, h_in, h_out, 1.0, _address(G, half), h_out,
-                 _address(theta, w_at[l]), h_out, 0.0, _address(G, width - half), h_in)  # G W^T
+            gemm(101, 111, 112, b, h_in, h_out, 1.0, G_ + half * size, h_out,
+                 theta_ + w_at[l] * size, h_out, 0.0, G_ + (width - half) * size, h_in)  # G W^T
             half = width - half
             hidden_backward_nb(G, half, H_all, M_all, l * width, b, h_in, act, p, grad,
                                b_at[l - 1])
@@ -456,8 +453,9 @@ def _find_gemm():
                                 None)
                     if f is not None:
                         f.restype = None
-                        f.argtypes = ([ctypes.c_int] * 3 + [integer] * 3 + [real, ctypes.c_void_p,
-                                      integer, ctypes.c_void_p, integer, real, ctypes.c_void_p,
+                        address = ctypes.c_size_t           # takes numpy ints, unlike c_void_p
+                        f.argtypes = ([ctypes.c_int] * 3 + [integer] * 3 + [real, address,
+                                      integer, address, integer, real, address,
                                       integer])
                         found[np.dtype(dtype)] = f
                 if len(found) == 2:
