@@ -24,9 +24,11 @@ References:
     OOPSLA 2014 (splitmix64, used here as a counter-based generator for dropout masks).
 Depends on: numpy; numba (optional, for speed); cupy (optional, device="gpu"). Licence: MIT.
 """
+import contextlib
 import ctypes
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -433,9 +435,10 @@ def _epoch_buffers(sizes, batch, p, dtype):
                 yb=np.empty(batch, np.int64))
 
 
-def _find_gemm():
-    """numpy's own BLAS as {dtype: cblas gemm} through ctypes, or {} where it is not found.
-    NumPy's wheels bundle OpenBLAS as libscipy_openblas (64-bit ints: symbol suffix 64_)."""
+def _find_blas():
+    """numpy's own BLAS through ctypes: ({dtype: cblas gemm}, (get, set) of its thread count
+    or None), or ({}, None) where it is not found. NumPy's wheels bundle OpenBLAS as
+    libscipy_openblas (64-bit ints: symbol suffix 64_)."""
     here = os.path.dirname(np.__file__)
     for folder in (os.path.join(here, os.pardir, "numpy.libs"), os.path.join(here, ".dylibs")):
         names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
@@ -459,11 +462,39 @@ def _find_gemm():
                                       integer])
                         found[np.dtype(dtype)] = f
                 if len(found) == 2:
-                    return found
-    return {}
+                    get, set_ = (getattr(lib, f"{prefix.replace('cblas', 'openblas')}{verb}"
+                                          f"_num_threads{suffix}", None) for verb in ("get", "set"))
+                    return found, (get, set_) if get and set_ else None
+    return {}, None
 
 
-GEMM = _find_gemm() if numba is not None else {}
+GEMM, BLAS_THREADS = _find_blas() if numba is not None else ({}, None)
+SMALL_PRODUCT = 2 ** 20  # multiply-adds: below this for every product of an epoch, BLAS runs
+#                          on one thread (waking a second one cost more than it saved here)
+_blas_lock, _blas = threading.Lock(), {"users": 0, "threads": 1}
+
+
+@contextlib.contextmanager
+def _single_threaded_blas(when):
+    """Hold numpy's BLAS to one thread inside the block when `when`, then restore its thread
+    count (after the last of several threads that entered). Like scikit-learn's use of
+    threadpoolctl; other threads' BLAS calls meanwhile run on one thread too."""
+    if not when or BLAS_THREADS is None:
+        yield
+        return
+    get, set_ = BLAS_THREADS
+    with _blas_lock:
+        if _blas["users"] == 0:
+            _blas["threads"] = get()
+            set_(1)
+        _blas["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                set_(_blas["threads"])
 DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
 #                 keeps an exploding loss finite (1e4 and more), so NaN/inf alone miss it
 USE_NUMBA = bool(GEMM)          # the compiled epoch; set False to run the NumPy reference
@@ -506,18 +537,21 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "diverged": False}
     buffers = _epoch_buffers(model.sizes, batch, model.dropout, model.dtype)
     max_loss = DIVERGED * math.log(max(model.sizes[-1], 2))        # see DIVERGED
+    small = batch * max(a * b for a, b in zip(model.sizes[:-1], model.sizes[1:])) < SMALL_PRODUCT
     with np.errstate(all="ignore"):                                 # divergence is reported
         for epoch in range(int(epochs)):
             perm = np.random.default_rng([seed, epoch]).permutation(n)  # (n,)
             keys = np.array([mask_key(seed, epoch, l) for l in range(len(model.sizes) - 2)]
                             or [0], dtype=np.uint64)
             if USE_NUMBA and xp is np:
-                real = model.dtype.type                             # scalars in the arrays'
-                loss = _epoch_nb(model.theta, velocity, np.zeros_like(model.theta), decay,  # dtype:
-                                 X=Xd, y=yd, perm=perm, batch=batch, lr=real(lr),  # float32 stays
-                                 momentum=real(momentum), weight_decay=real(weight_decay),  # SIMD
-                                 act=ACTIVATIONS[model.activation], p=real(model.dropout),
-                                 keys=keys, max_loss=max_loss, gemm=GEMM[model.dtype], **buffers)
+                real = model.dtype.type             # scalars in the arrays' dtype: float32 SIMD
+                with _single_threaded_blas(small):
+                    loss = _epoch_nb(model.theta, velocity, np.zeros_like(model.theta), decay,
+                                     X=Xd, y=yd, perm=perm, batch=batch, lr=real(lr),
+                                     momentum=real(momentum), weight_decay=real(weight_decay),
+                                     act=ACTIVATIONS[model.activation], p=real(model.dropout),
+                                     keys=keys, max_loss=max_loss, gemm=GEMM[model.dtype],
+                                     **buffers)
             else:
                 loss = _epoch_numpy(model, Xd, yd, xp.asarray(perm), batch, lr, momentum,
                                     weight_decay, velocity, decay, keys, max_loss)

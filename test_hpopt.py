@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -734,6 +735,41 @@ def test_numba_training_matches_the_numpy_reference(spirals, monkeypatch, dropou
         runs.append((model.theta.copy(), history["loss"]))
     assert np.allclose(runs[0][0], runs[1][0], rtol=1e-5, atol=1e-8)
     assert np.allclose(runs[0][1], runs[1][1], rtol=1e-5)
+
+
+def test_small_products_hold_blas_to_one_thread_and_restore_it_after():
+    if nn.BLAS_THREADS is None:
+        pytest.skip("numpy's OpenBLAS thread controls not found")
+    get, set_ = nn.BLAS_THREADS
+    before = get()
+    try:
+        set_(2)
+        seen, inside = [], threading.Barrier(3)
+
+        def enter_and_wait():
+            with nn._single_threaded_blas(True):
+                inside.wait()                     # all three threads are inside at once
+                seen.append(get())
+                inside.wait()
+            seen.append("out")
+
+        workers = [threading.Thread(target=enter_and_wait) for _ in range(2)]
+        for w in workers:
+            w.start()
+        with nn._single_threaded_blas(True):
+            inside.wait()
+            inside.wait()
+            assert get() == 1                     # held while any caller is inside
+        for w in workers:
+            w.join()
+        assert seen.count(1) == 2 and get() == 2  # restored once the last one left
+        with nn._single_threaded_blas(False):
+            assert get() == 2
+        X, y = nn.make_spirals(20, 3, 0.2, 0)     # a small net: BLAS single-threaded inside
+        nn.train(nn.MLP([2, 8, 3]), X, y, epochs=2, batch_size=8, lr=0.1)
+        assert get() == 2
+    finally:
+        set_(before)
 
 
 def test_twins_run_unchanged_with_the_jit_disabled_and_without_numba():
