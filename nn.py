@@ -253,9 +253,10 @@ def hidden_backward(G, H, mask, activation):
 
 
 @njit_inline
-def hidden_backward_nb(G, g_at, H, M, at, b, h, act, p, grad, bias_at):
+def hidden_backward_nb(G, g_at, H, M, at, b, h, act, grad, bias_at):
     """Twin of hidden_backward, in place on the (b, h) block of G at g_at, with H and M the
-    blocks at `at` (M unread when p = 0); db = column sums go to grad[bias_at : bias_at + h]."""
+    blocks at `at` (M all ones without dropout: one loop, not two to compile);
+    db = column sums go to grad[bias_at : bias_at + h]."""
     g_at, at, b, h = np.uint64(g_at), np.uint64(at), np.uint64(b), np.uint64(h)
     bias_at = np.uint64(bias_at)
     for j in range(h):
@@ -263,7 +264,7 @@ def hidden_backward_nb(G, g_at, H, M, at, b, h, act, p, grad, bias_at):
     for i in range(b):
         for j in range(h):
             k = i * h + j                                           # [i, j] of the block
-            g = G[g_at + k] * M[at + k] if p > 0 else G[g_at + k]
+            g = G[g_at + k] * M[at + k]
             g = g * (H[at + k] > 0) if act == 0 else g * (1 - H[at + k] * H[at + k])
             G[g_at + k] = g
             grad[bias_at + j] += g
@@ -295,15 +296,10 @@ def sgd_momentum(theta, velocity, grad, lr, momentum, weight_decay, decay):
 
 @njit_inline
 def sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay):
-    """Twin of sgd_momentum: one pass over the flat parameter buffer (decay unread at 0)."""
-    if weight_decay == 0:
-        for i in range(theta.shape[0]):
-            velocity[i] = momentum * velocity[i] - lr * grad[i]
-            theta[i] += velocity[i]
-    else:
-        for i in range(theta.shape[0]):
-            velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
-            theta[i] += velocity[i]
+    """Twin of sgd_momentum: one pass over the flat parameter buffer."""
+    for i in range(theta.shape[0]):
+        velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
+        theta[i] += velocity[i]
 
 # ----------------------------------------------------------------------------- dropout masks
 # Counter-based random numbers: unit j of sample `row` in a layer gets
@@ -381,8 +377,8 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
     W_l starts at theta[w_at[l]], b_l at theta[b_at[l]] (grad has theta's layout). The work
     buffers (from _epoch_buffers) are flat, in blocks of width = batch * max(sizes): block l
     of A_all holds the input of layer l (block 0: the batch of X), block l of H_all and M_all
-    that layer's H and mask (A_all is H_all when p = 0); G holds dL/dZ of one layer in one
-    half and of the layer below in the other."""
+    that layer's H and mask (p = 0: A_all is H_all and M_all ones); G holds dL/dZ of one
+    layer in one half and of the layer below in the other."""
     L, n, n_in = len(sizes) - 1, len(perm), np.uint64(sizes[0])
     c, total = sizes[L], 0.0
     size = theta.itemsize                                           # BLAS takes addresses:
@@ -417,8 +413,7 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
             gemm(101, 111, 112, b, h_in, h_out, 1.0, G_ + half * size, h_out,
                  theta_ + w_at[l] * size, h_out, 0.0, G_ + (width - half) * size, h_in)  # G W^T
             half = width - half
-            hidden_backward_nb(G, half, H_all, M_all, l * width, b, h_in, act, p, grad,
-                               b_at[l - 1])
+            hidden_backward_nb(G, half, H_all, M_all, l * width, b, h_in, act, grad, b_at[l - 1])
         sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay)
     return total / n
 
@@ -431,7 +426,8 @@ def _epoch_buffers(sizes, batch, p, dtype):
     H_all = np.empty(L * width, dtype)
     return dict(sizes=sizes, w_at=w_at, b_at=w_at + sizes[:-1] * sizes[1:], width=int(width),
                 H_all=H_all, A_all=np.empty(L * width, dtype) if p > 0 else H_all,
-                M_all=np.empty(L * width, dtype), G=np.empty(2 * width, dtype),
+                M_all=(np.empty if p > 0 else np.ones)(L * width, dtype),
+                G=np.empty(2 * width, dtype),
                 yb=np.empty(batch, np.int64))
 
 

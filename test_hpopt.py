@@ -699,7 +699,8 @@ def test_numba_twins_equal_their_numpy_references(b, h, seed, act, p, at):
                               np.delete(old, np.s_[at:at + b * h]))
     G_ref = nn.hidden_backward(G, H_ref, M_ref if p > 0 else None, name)
     Gc, grad = flat(G), rng.standard_normal(at + h + 2)
-    nn.hidden_backward_nb(Gc, at, flat(H_ref), flat(M_ref), at, b, h, act, p, grad, at)
+    M_used = M_ref if p > 0 else np.ones((b, h))                 # the epoch's M without dropout
+    nn.hidden_backward_nb(Gc, at, flat(H_ref), flat(M_used), at, b, h, act, grad, at)
     assert np.allclose(block(Gc), G_ref, rtol=1e-6)
     assert np.allclose(grad[at:at + h], G_ref.sum(0), rtol=1e-6, atol=1e-12)
     y = np.concatenate([rng.integers(0, h, b), [h + 5]])         # y[b:] is not read
