@@ -9,6 +9,8 @@ fuses the elementwise work, and one compiled function runs a whole epoch, callin
 own BLAS for the matrix products (a Python loop per mini-batch costs more than the
 arithmetic of a small net). Without numba, or when numpy's BLAS cannot be found, the NumPy
 functions run. With device="gpu" the NumPy functions run on CuPy arrays.
+The first training run of a process compiles that epoch function (about 2 s; README.md
+has the figures) and Numba caches it in __pycache__, so later processes load it instead.
 
 References:
   D. E. Rumelhart, G. E. Hinton & R. J. Williams, "Learning representations by
