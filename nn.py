@@ -467,8 +467,9 @@ def _find_blas():
 
 
 GEMM, BLAS_THREADS = _find_blas() if numba is not None else ({}, None)
-SMALL_PRODUCT = 2 ** 20  # multiply-adds: below this for every product of an epoch, BLAS runs
-#                          on one thread (waking a second one cost more than it saved here)
+SMALL_PRODUCT = 2 ** 22  # multiply-adds: below this for every product of an epoch, BLAS runs
+#  on one thread (on 2 cores here a second thread saved at most 5% below it, and lost up to
+#  2x whenever the other core stalled)
 _blas_lock, _blas = threading.Lock(), {"users": 0, "threads": 1}
 
 
