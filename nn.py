@@ -127,6 +127,8 @@ class MLP:
             W[:] = std * rng.standard_normal((h_in, h_out))   # He 2015 / Glorot 2010
         self.theta = self.xp.asarray(theta)                    # (P,)
         self.W, self.b = layer_views(self.theta, self.sizes)
+        self.velocity = self.xp.zeros_like(self.theta)         # (P,) SGD momentum, see train
+        self.epochs_trained = 0
 
     def predict_proba(self, X):
         """Class probabilities (n, c) as a NumPy array; dropout off."""
@@ -506,8 +508,12 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     """Mini-batch SGD with momentum on softmax cross-entropy.
 
     Each epoch visits the samples in a fresh order drawn from (seed, epoch); the last
-    batch may be smaller. Stops at once, with diverged=True, if a batch loss is NaN, inf, or
-    above DIVERGED x log(c) (DIVERGED times the loss of a uniform guess); nothing raises.
+    batch may be smaller. Training continues from the model's state, as an optimiser object
+    would: its momentum buffer (model.velocity) and its epoch count (model.epochs_trained,
+    which numbers the epochs for the shuffles and dropout masks), so epochs=4 gives the
+    same weights as four calls with epochs=1. Stops at once, with diverged=True, if a batch
+    loss is NaN, inf, or above DIVERGED x log(c) (DIVERGED times the loss of a uniform
+    guess); nothing raises.
     X: (n, n_in)  y: (n,) ints in [0, c)
     returns: {"loss": [per epoch], "val_loss": [...], "val_accuracy": [...], "diverged": bool}
     """
@@ -529,7 +535,7 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
         X_val_checked, y_val_np = _check_data(model, X_val, y_val, "X_val", "y_val")
     xp, n = model.xp, len(X)
     Xd, yd = xp.asarray(X, dtype=model.dtype), xp.asarray(y)        # on the device throughout
-    velocity = xp.zeros_like(model.theta)                           # (P,)
+    velocity = model.velocity                                       # (P,) kept between calls
     decay = xp.concatenate([xp.concatenate([xp.ones(W.size, model.dtype), xp.zeros(len(b), model.dtype)])
                             for W, b in zip(model.W, model.b)])      # (P,) 1 on W, 0 on b
     batch = int(min(batch_size, n))
@@ -538,7 +544,8 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     max_loss = DIVERGED * math.log(max(model.sizes[-1], 2))        # see DIVERGED
     small = batch * max(a * b for a, b in zip(model.sizes[:-1], model.sizes[1:])) < SMALL_PRODUCT
     with np.errstate(all="ignore"):                                 # divergence is reported
-        for epoch in range(int(epochs)):
+        for epoch in range(model.epochs_trained, model.epochs_trained + int(epochs)):
+            model.epochs_trained += 1
             perm = np.random.default_rng([seed, epoch]).permutation(n)  # (n,)
             keys = np.array([mask_key(seed, epoch, l) for l in range(len(model.sizes) - 2)]
                             or [0], dtype=np.uint64)

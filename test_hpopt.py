@@ -792,6 +792,27 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not():
     assert nn.MLP([100, 50, 10], seed=0).W[0].std() == pytest.approx(math.sqrt(2 / 100), rel=0.05)
 
 
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_training_in_pieces_equals_training_at_once(spirals, monkeypatch, use_numba):
+    """train keeps the momentum buffer and the epoch count on the model, like an optimiser
+    object: four calls of one epoch are the same run as one call of four epochs."""
+    if use_numba and not nn.USE_NUMBA:
+        pytest.skip("numba or numpy's BLAS not found")
+    monkeypatch.setattr(nn, "USE_NUMBA", use_numba)
+    (X, y), _, _ = spirals
+    whole, pieces = (nn.MLP([2, 16, 3], dropout=0.2, seed=4) for _ in range(2))
+    losses = nn.train(whole, X, y, epochs=4, batch_size=32, lr=0.05, seed=7)["loss"]
+    losses_in_pieces = [nn.train(pieces, X, y, epochs=1, batch_size=32, lr=0.05, seed=7)["loss"][0]
+                        for _ in range(4)]
+    assert np.array_equal(whole.theta, pieces.theta) and losses == losses_in_pieces
+    assert whole.epochs_trained == pieces.epochs_trained == 4
+    fresh = nn.MLP([2, 16, 3], dropout=0.2, seed=4)               # a reset optimiser differs
+    nn.train(fresh, X, y, epochs=2, batch_size=32, lr=0.05, seed=7)
+    fresh.velocity[:], fresh.epochs_trained = 0, 0
+    nn.train(fresh, X, y, epochs=2, batch_size=32, lr=0.05, seed=7)
+    assert not np.allclose(fresh.theta, whole.theta)
+
+
 def test_a_sensible_configuration_learns_the_spirals(spirals):
     (X, y), (X_val, y_val), _ = spirals
     model = nn.MLP([2, 64, 64, 3], seed=0)
