@@ -1,16 +1,25 @@
-"""bench.py - the parallel speed-up figure in README.md (the peer benchmarks give the rest).
+"""bench.py - two figures in README.md that the peer benchmarks do not give.
 
     python bench.py [--trials 16] [--jobs 2] [--repeats 3]
+    python bench.py shapes [--epochs 7]
 
-A random search of CPU-bound trials (each trains nn.MLP on the demo's spirals), run
-sequentially and with n_jobs workers, alternating, `--repeats` times. Each process keeps
-BLAS and Numba to one thread, so a trial uses one core wherever it runs. Prints the median
-wall times and their ratio.
+The first: a random search of CPU-bound trials (each trains nn.MLP on the demo's spirals),
+run sequentially and with n_jobs workers, alternating, `--repeats` times. Each process
+keeps BLAS and Numba to one thread, so a trial uses one core wherever it runs. Prints the
+median wall times and their ratio.
+
+`shapes`: nn.train against the plain NumPy MLP of ../shared/peers/speed_bench.py on
+deeper and wider versions of its small net, at batch 32 and 128, with the same data,
+learning rate and momentum, and BLAS on its default threads. One epoch of each in turn,
+`--epochs` times, in one process; prints median epoch times and the ratio.
 """
 import os
+import sys
 
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[var] = "1"                              # before numpy loads; workers inherit it
+if sys.argv[1:2] != ["shapes"]:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"                          # before numpy loads; workers inherit it
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
@@ -26,7 +35,43 @@ SPACE = {"batch_size": hpopt.Choice([16, 32]), "lr": hpopt.Real(0.01, 0.1, log=T
          "dropout": hpopt.Real(0.0, 0.2)}
 
 
+SHAPES = [[64, 128, 128, 10], [64, 128, 128, 128, 128, 10], [64, 256, 256, 10],
+          [64, 512, 512, 10]]
+
+
+def shapes(epochs):
+    peers = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "shared", "peers")
+    sys.path.insert(0, peers)
+    try:
+        from speed_bench import NaiveNumpyMLP, mlp_data
+    except ImportError:
+        sys.exit(f"bench.py shapes needs speed_bench.py in {os.path.normpath(peers)}")
+    print("net                   batch  plain NumPy ms  nn.py ms  x plain NumPy")
+    for sizes in SHAPES:
+        X, y = mlp_data(sizes, 8192)
+        for batch in (32, 128):
+            naive = NaiveNumpyMLP(sizes, X, y, batch, 0.01, 0.9, 0)
+            model = nn.MLP(sizes, seed=0)
+            times = {"naive": [], "nn": []}
+            for epoch in range(epochs + 1):                 # epoch 0 warms up (and compiles)
+                t0 = time.perf_counter()
+                naive.epoch()
+                t1 = time.perf_counter()
+                nn.train(model, X, y, epochs=1, batch_size=batch, lr=0.01, momentum=0.9)
+                t2 = time.perf_counter()
+                if epoch:
+                    times["naive"].append(t1 - t0)
+                    times["nn"].append(t2 - t1)
+            a, b = statistics.median(times["naive"]), statistics.median(times["nn"])
+            print(f"{'-'.join(map(str, sizes)):22s} {batch:5d} {1e3 * a:15.1f} {1e3 * b:9.1f}"
+                  f" {a / b:14.2f}", flush=True)
+
+
 def main():
+    if sys.argv[1:2] == ["shapes"]:
+        ap = argparse.ArgumentParser(description="bench.py shapes")
+        ap.add_argument("--epochs", type=int, default=7)
+        return shapes(ap.parse_args(sys.argv[2:]).epochs)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--jobs", type=int, default=2)
