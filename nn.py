@@ -269,7 +269,8 @@ def hidden_backward_nb(G, g_at, H, M, at, b, h, act, grad, bias_at):
         for j in range(h):
             k = i * h + j                                           # [i, j] of the block
             g = G[g_at + k] * M[at + k]
-            g = g * (H[at + k] > 0) if act == 0 else g * (1 - H[at + k] * H[at + k])
+            one = np.float32(1)                 # an int 1 would turn float32 into float64
+            g = g * (H[at + k] > 0) if act == 0 else g * (one - H[at + k] * H[at + k])
             G[g_at + k] = g
             grad[bias_at + j] += g
 
