@@ -373,12 +373,17 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
     return total / len(perm)
 
 
+ROW_MAJOR, N, T = 101, 111, 112  # CBLAS's codes: row-major, a matrix as it is, transposed
+
+
 @njit
 def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch, lr,
               momentum, weight_decay, act, p, keys, max_loss, width, A_all, H_all, M_all, G,
               yb, gemm):
     """The same epoch as _epoch_numpy in one compiled call: the twins above for the
-    elementwise work, gemm (numpy's BLAS, through ctypes) for the matrix products.
+    elementwise work, gemm (numpy's BLAS, through ctypes) for the matrix products:
+    gemm(order, op(A), op(B), m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) computes
+    C (m, n) = alpha op(A) op(B) + beta C, each matrix given by its address and row stride.
     W_l starts at theta[w_at[l]], b_l at theta[b_at[l]] (grad has theta's layout). The work
     buffers (from _epoch_buffers) are flat, in blocks of width = batch * max(sizes): block l
     of A_all holds the input of layer l (block 0: the batch of X), block l of H_all and M_all
@@ -399,7 +404,7 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
             h_in, h_out = sizes[l], sizes[l + 1]
             at = (l + 1) * width if l < L - 1 else 0                # Z's block in H_all, or
             Z = (H_ if l < L - 1 else G_) + at * size               # in G for the logits
-            gemm(101, 111, 111, b, h_out, h_in, 1.0, A_ + l * width * size, h_in,
+            gemm(ROW_MAJOR, N, N, b, h_out, h_in, 1.0, A_ + l * width * size, h_in,
                  theta_ + w_at[l] * size, h_out, 0.0, Z, h_out)      # Z = A W
             if l < L - 1:                                           # bias, f, dropout
                 hidden_forward_nb(H_all, M_all, A_all, at, b, h_out, theta, b_at[l], perm, start,
@@ -411,11 +416,11 @@ def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch
         half = 0                                                    # dL/dZ of layer l at G[half]
         for l in range(L - 1, -1, -1):                              # backward
             h_in, h_out = sizes[l], sizes[l + 1]
-            gemm(101, 112, 111, h_in, h_out, b, 1.0, A_ + l * width * size, h_in,
+            gemm(ROW_MAJOR, T, N, h_in, h_out, b, 1.0, A_ + l * width * size, h_in,
                  G_ + half * size, h_out, 0.0, grad_ + w_at[l] * size, h_out)  # dW = A^T G
             if l == 0:
                 break
-            gemm(101, 111, 112, b, h_in, h_out, 1.0, G_ + half * size, h_out,
+            gemm(ROW_MAJOR, N, T, b, h_in, h_out, 1.0, G_ + half * size, h_out,
                  theta_ + w_at[l] * size, h_out, 0.0, G_ + (width - half) * size, h_in)  # G W^T
             half = width - half
             hidden_backward_nb(G, half, H_all, M_all, l * width, b, h_in, act, grad, b_at[l - 1])
