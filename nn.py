@@ -157,8 +157,8 @@ def _gpu_available():
 # Each step: the NumPy reference, then its Numba twin (same result, fused loops, in place).
 # The twins work like BLAS, on blocks of flat buffers: "the (b, h) block of Z at `at`" is
 # Z[at : at + b * h] read row-major, so element [i, j] is Z[at + i * h + j]. The compiled
-# epoch then passes whole buffers and offsets, never views: each view it made cost Numba
-# about 0.1 s of compile time. Offsets and sizes become unsigned (np.uint64) on the way in:
+# epoch then passes whole buffers and offsets, never views: each view it made added to
+# Numba's compile time. Offsets and sizes become unsigned (np.uint64) on the way in:
 # Numba wraps a negative index around, and the check for one, in every access, would keep
 # LLVM from vectorising the loops.
 
@@ -476,8 +476,8 @@ def _find_blas():
 
 GEMM, BLAS_THREADS = _find_blas() if numba is not None else ({}, None)
 SMALL_PRODUCT = 2 ** 22  # multiply-adds: below this for every product of an epoch, BLAS runs
-#  on one thread (on 2 cores here a second thread saved at most 5% below it, and lost up to
-#  2x whenever the other core stalled)
+#  on one thread (a second thread gains little on products this small, and on a shared
+#  machine it waits whenever the other core stalls; README.md, the MLP section)
 _blas_lock, _blas = threading.Lock(), {"users": 0, "threads": 1}
 
 
