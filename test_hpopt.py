@@ -363,6 +363,79 @@ def test_bayesian_search_asks_only_valid_distinct_points():
     assert len(set(asked)) == 6
 
 
+BOWL = {"x": hpopt.Real(0, 1), "y": hpopt.Real(0, 1)}
+
+
+def bowl(p):
+    return (p["x"] - 0.6) ** 2 + (p["y"] - 0.6) ** 2
+
+
+def bowl_search(seed, n_trials=10):
+    """A BayesianSearch after n_trials sequential trials on the bowl, and their params."""
+    search, told = hpopt.BayesianSearch(BOWL, seed=seed, n_initial=6), []
+    for _ in range(n_trials):
+        p = search.ask()[0]
+        search.tell(p, bowl(p))
+        told.append(p)
+    return search, told
+
+
+def place_in_fit(search, told, points):
+    """The searcher's fitted GP mean at points, on a scale where 0 is its lowest and 1 its
+    highest mean at the told points (their best and worst values, warped)."""
+    def mean(params):
+        U = np.array([hpopt.to_unit(search.space, p) for p in params])
+        return search.gp.predict(hpopt.gp_inputs(search.space, U))
+    at_told = mean(told)
+    return (mean(points) - at_told.min()) / (at_told.max() - at_told.min())
+
+
+def test_a_failed_point_is_modelled_as_the_worst_value_so_the_search_moves_away():
+    corner = {"x": 0.05, "y": 0.95}                   # unexplored; a failure there
+    for seed in range(3):
+        search, told = bowl_search(seed)
+        search.tell(corner, math.nan)
+        after = search.ask()[0]                       # its fit holds the failure
+        assert place_in_fit(search, told, [corner])[0] > 0.9
+        assert np.linalg.norm(hpopt.to_unit(BOWL, after) - hpopt.to_unit(BOWL, corner)) > 0.3
+
+
+def test_a_pending_point_is_modelled_at_the_best_value_seen_the_constant_liar():
+    # Checked through the mean, not the spread of a batch: a liar at the best value keeps
+    # the next asks near the pending point (one at the worst value pushes them away).
+    for seed in range(3):
+        search, told = bowl_search(seed)
+        batch = search.ask(3)                         # the third fit holds two pending points
+        assert np.all(np.abs(place_in_fit(search, told, batch[:2])) < 0.1)
+
+
+def test_a_point_told_or_asked_is_never_asked_again_across_batches_and_pending_points():
+    space = {"a": hpopt.Integer(0, 3), "b": hpopt.Choice(["x", "y", "z"])}   # 12 points
+    f = lambda p: (p["a"] - 1.5) ** 2 + (p["b"] == "y")
+    search = hpopt.BayesianSearch(space, seed=0, n_initial=6)
+    told = [{"a": 0, "b": "x"}, {"a": 1, "b": "y"}, {"a": 3, "b": "z"}]   # never asked
+    for p in told:
+        search.tell(p, f(p))
+    asked = []
+    for _ in range(3):
+        batch = search.ask(3)                         # each ask sees the earlier ones pending
+        asked += batch
+        for p in batch:
+            search.tell(p, f(p))
+    untold = {(a, b) for a in range(4) for b in "xyz"} - {(p["a"], p["b"]) for p in told}
+    assert sorted((p["a"], p["b"]) for p in asked) == sorted(untold)
+
+
+def test_the_initial_design_is_a_latin_hypercube_one_point_per_stratum_in_every_dimension():
+    for seed, n in [(0, 5), (1, 7), (2, 12)]:
+        space = {"a": hpopt.Real(-3, 3), "lr": hpopt.Real(1e-4, 1e-1, log=True),
+                 "k": hpopt.Integer(0, n - 1)}        # n integers: one per stratum
+        U = np.array([hpopt.to_unit(space, p)
+                      for p in hpopt.BayesianSearch(space, seed, n_initial=n).ask(n)])
+        for column in U.T:                            # each of the n equal bins once
+            assert sorted(np.floor(column * n).astype(int)) == list(range(n))
+
+
 def test_acquisition_maximiser_never_returns_less_than_its_best_candidate():
     rng = np.random.default_rng(0)
     score = lambda U: -np.sum((U - 0.37) ** 2, axis=1)
@@ -370,6 +443,15 @@ def test_acquisition_maximiser_never_returns_less_than_its_best_candidate():
     U, s = hpopt.maximize_acquisition(score, pool, lambda U: np.clip(U, 0, 1), rng)
     assert s[0] >= score(pool).max() and np.allclose(score(U[:1]), s[0])
     assert np.all(np.diff(s) <= 0)
+
+
+def test_the_acquisition_polish_climbs_past_its_pool_to_a_peak_between_the_pool_points():
+    peak = np.array([0.5, 0.5])
+    score = lambda U: np.exp(-np.sum((U - peak) ** 2, axis=1) / (2 * 0.05 ** 2))
+    g = (np.arange(10) + 0.5) / 10                    # a grid pool 0.05 .. 0.95, missing 0.5
+    pool = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    U, s = hpopt.maximize_acquisition(score, pool, lambda U: np.clip(U, 0, 1), np.random.default_rng(0))
+    assert s[0] > score(pool).max() and np.abs(U[0] - peak).max() < 0.02
 
 
 def branin(p):
