@@ -58,13 +58,17 @@ def load_file(path):
             X, y = table[:, :-1], table[:, -1]
         else:
             fail("expected a .csv or .npz file")
-    except ValueError as e:
+        X, y = np.asarray(X, dtype=float), np.asarray(y)
+    except (ValueError, TypeError) as e:
         fail(f"cannot be read as numbers ({e})")
-    X, y = np.asarray(X, dtype=float), np.asarray(y)
     if X.ndim != 2 or X.shape[1] == 0 or y.ndim != 1 or len(X) != len(y) or len(X) < 10:
         fail(f"needs X (n, d) and y (n,) with n >= 10; got X {X.shape}, y {y.shape}")
-    if not np.all(np.isfinite(X)) or not np.all(np.equal(np.mod(y, 1), 0)):
-        fail("X must be finite and the labels whole numbers")
+    if not np.all(np.isfinite(X)):
+        fail("X must be finite")
+    if y.dtype.kind in "fc" and not np.all(np.equal(np.mod(y, 1), 0)):
+        fail("the labels must be whole numbers (or strings)")
+    if len(np.unique(y)) < 2:
+        fail(f"needs at least 2 classes; every label is {y[0]!r}")
     return X, np.unique(y, return_inverse=True)[1]   # labels -> 0..c-1
 
 
@@ -206,10 +210,15 @@ def main(argv=None):
     ap.add_argument("--data", default="spirals", help="spirals, digits, or a .csv/.npz path")
     ap.add_argument("--plot", metavar="FILE.png", help="save curves and the GP picture (matplotlib)")
     args = ap.parse_args(argv)
-    budget = args.budget or (12 if args.quick else 30)
+    budget = args.budget if args.budget is not None else (12 if args.quick else 30)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if budget < 1 or args.jobs < 1 or not methods or any(m not in METHODS for m in methods):
-        ap.error(f"need --budget >= 1, --jobs >= 1 and --methods from {','.join(METHODS)}")
+    if budget < 1 or args.jobs < 1 or args.seed < 0:
+        ap.error(f"need --budget >= 1, --jobs >= 1 and --seed >= 0; got --budget {budget}, "
+                 f"--jobs {args.jobs}, --seed {args.seed}")
+    if not methods or any(m not in METHODS for m in methods):
+        ap.error(f"--methods must be a subset of {','.join(METHODS)}; got {args.methods!r}")
+    if args.plot and not os.access(os.path.dirname(os.path.abspath(args.plot)), os.W_OK):
+        ap.error(f"--plot {args.plot}: cannot write to that folder")
 
     X, y = load_data(args.data, args.seed, args.quick)
     train, val, test = prepare(X, y, args.seed)

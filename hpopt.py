@@ -6,8 +6,8 @@ Three answers to "what should I try next?":
   BayesianSearch  a Gaussian-process surrogate (gp.py) and expected improvement
                   (Jones et al. 1998; Snoek et al. 2012), ranked by log EI (Ament et al. 2023).
 and one loop (`run`, behind grid_search / random_search / bayesian_search) that asks,
-evaluates (in parallel on any concurrent.futures executor), tells, logs each finished
-trial to a JSONL file that survives a crash, and resumes from it.
+evaluates (in parallel on any concurrent.futures executor), tells, and writes every trial
+to a write-ahead log (JSONL) from which a crashed search resumes.
 
 References:
   J. Bergstra & Y. Bengio, "Random Search for Hyper-Parameter Optimization", JMLR 13, 2012.
@@ -24,16 +24,21 @@ References:
   M. D. McKay, R. J. Beckman & W. J. Conover, "A Comparison of Three Methods for Selecting
     Values of Input Variables in the Analysis of Output from a Computer Code",
     Technometrics 21, 1979 (Latin hypercube sampling).
-Depends on: numpy and gp.py (same folder). Licence: MIT.
+Depends on: numpy and gp.py (same folder); Python 3.10 or newer. Licence: MIT.
 """
+import copy
 import json
 import math
+import numbers
 import os
 import pickle
+import re
+import sys
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 
@@ -48,40 +53,6 @@ import gp
 # ----------------------------------------------------------------------------- dimensions
 
 
-def _is_number(x):
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
-def _span(dim):
-    """(a, b), the interval that u = 0..1 spans: in log space for a log dimension, and an
-    Integer's bounds widened by 0.5 so that every integer owns a cell of equal width."""
-    a, b = (dim.low - 0.5, dim.high + 0.5) if isinstance(dim, Integer) else (dim.low, dim.high)
-    return (math.log(a), math.log(b)) if dim.log else (a, b)
-
-
-def _number_to_unit(dim, value):
-    """value (scalar or (m,)) -> u; the to_unit of Real and Integer."""
-    a, b = _span(dim)
-    return ((np.log(value) if dim.log else value) - a) / (b - a)
-
-
-def _unit_to_number(dim, u):
-    """u (scalar or (m,)) -> the value, before rounding or clipping to the bounds."""
-    a, b = _span(dim)
-    t = a + np.clip(u, 0.0, 1.0) * (b - a)
-    return np.exp(t) if dim.log else t
-
-
-def _check_bounds(dim, kinds, what, ok, log_floor):
-    if not (all(isinstance(v, kinds) and not isinstance(v, bool) for v in (dim.low, dim.high))
-            and all(math.isfinite(v) for v in (dim.low, dim.high)) and ok(dim.low, dim.high)):
-        raise ValueError(f"{type(dim).__name__} needs {what}; got low={dim.low!r}, "
-                         f"high={dim.high!r}")
-    if dim.log and not dim.low >= log_floor:
-        raise ValueError(f"{type(dim).__name__}(log=True) needs low "
-                         f"{'> 0' if log_floor < 1 else '>= 1'}; got low={dim.low!r}")
-
-
 @dataclass(frozen=True)
 class Real:
     """A float in [low, high]; log=True samples and models it on a log scale."""
@@ -90,18 +61,19 @@ class Real:
     log: bool = False
 
     def __post_init__(self):
-        _check_bounds(self, (int, float, np.integer, np.floating), "finite numbers low < high",
-                      lambda lo, hi: lo < hi, log_floor=np.nextafter(0, 1))
-        object.__setattr__(self, "low", float(self.low))
-        object.__setattr__(self, "high", float(self.high))
+        _check_bounds(self)
 
     def grid(self, n_points):
         if n_points == 1:
             return [self.from_unit(0.5)]
-        values = (np.geomspace if self.log else np.linspace)(self.low, self.high, n_points)
-        return [self.low] + [float(v) for v in values[1:-1]] + [self.high]  # exact ends
+        values = (np.geomspace(self.low, self.high, n_points) if self.log else   # (n_points,)
+                  2 * np.linspace(self.low / 2, self.high / 2, n_points))  # halves: no overflow
+        inner = [min(max(float(v), self.low), self.high) for v in values[1:-1]]
+        return [self.low] + inner + [self.high]       # exact ends
 
-    to_unit = _number_to_unit
+    def to_unit(self, value):                         # value (scalar or (m,)) -> u
+        a, b = _span(self)
+        return _unlerp(a, b, np.log(value) if self.log else value)
 
     def from_unit(self, u):
         return min(max(float(_unit_to_number(self, u)), self.low), self.high)
@@ -118,10 +90,7 @@ class Integer:
     log: bool = False
 
     def __post_init__(self):
-        _check_bounds(self, (int, np.integer), "int bounds low <= high",
-                      lambda lo, hi: lo <= hi, log_floor=1)
-        object.__setattr__(self, "low", int(self.low))
-        object.__setattr__(self, "high", int(self.high))
+        _check_bounds(self)
 
     def grid(self, n_points):
         if n_points > self.high - self.low:
@@ -131,35 +100,29 @@ class Integer:
         values = (np.geomspace if self.log else np.linspace)(self.low, self.high, n_points)
         return sorted({self.low, self.high, *(int(round(v)) for v in values)})
 
-    to_unit = _number_to_unit
+    to_unit = Real.to_unit
 
     def from_unit(self, u):
         return min(max(int(round(float(_unit_to_number(self, u)))), self.low), self.high)
 
     def snap(self, u):                                # (m,) -> (m,) centre of each int's cell
-        return _number_to_unit(self, np.clip(np.round(_unit_to_number(self, u)), self.low,
-                                             self.high))
+        return self.to_unit(np.clip(np.round(_unit_to_number(self, u)), self.low, self.high))
 
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a list of options (numbers, strings, None, ...); one-hot for the GP."""
+    """One of a list of options (numbers, strings, None, functions, ...); one-hot for the GP.
+
+    Options are told apart by type and value: 1, 1.0, True and "1" are four options.
+    """
     options: tuple
 
     def __post_init__(self):
-        if isinstance(self.options, (str, bytes)) or not hasattr(self.options, "__len__"):
-            raise ValueError(f"Choice needs a list of options; got {self.options!r}")
-        options = tuple(o.item() if isinstance(o, np.generic) else o for o in self.options)
-        if not options:
-            raise ValueError("Choice needs at least one option; got an empty list")
-        for i, a in enumerate(options):
-            if any(type(a) is type(b) and a == b for b in options[:i]):
-                raise ValueError(f"Choice options must be distinct; {a!r} is repeated")
-        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "options", _check_options(self.options))
 
     def index(self, value):
         for k, option in enumerate(self.options):
-            if type(option) is type(value) and option == value:
+            if _same(option, value):
                 return k
         raise ValueError(f"{value!r} is not one of the options {list(self.options)}")
 
@@ -176,16 +139,6 @@ class Choice:
     def snap(self, u):
         K = len(self.options)
         return (np.minimum(np.floor(np.clip(u, 0.0, 1.0) * K), K - 1) + 0.5) / K
-
-
-def _check_space(space):
-    if not isinstance(space, dict) or not space:
-        raise ValueError(f"space must be a non-empty dict {{name: Real | Integer | Choice}}; "
-                         f"got {space!r}")
-    for name, dim in space.items():
-        if not isinstance(name, str) or not isinstance(dim, (Real, Integer, Choice)):
-            raise ValueError(f"space entries must be str: Real | Integer | Choice; got "
-                             f"{name!r}: {dim!r}")
 
 
 def to_unit(space, params):
@@ -210,43 +163,30 @@ def gp_inputs(space, U):
     return np.hstack(columns)
 
 
-def _key(space, params):
-    """A hashable identity of a point (Choice by option index)."""
-    return tuple(dim.index(params[n]) if isinstance(dim, Choice) else params[n]
-                 for n, dim in space.items())
+def snap(space, U):
+    """Move each row of U (m, q) to the u of the valid point it decodes to."""
+    return np.column_stack([dim.snap(U[:, j]) for j, dim in enumerate(space.values())])
 
-
-def _seed(seed):
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2 ** 63)
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(2 ** 63))
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
-        return int(seed)
-    raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
-
-# ----------------------------------------------------------------------------- searchers
+# ----------------------------------------------------------------------------- grid and random
 
 
 class GridSearch:
     """Every combination of `n_points` values per Real/Integer and every Choice option.
 
-    Enumerated lazily in a fixed order (the first dimension varies slowest); points told
-    from elsewhere (a resumed log) are skipped. len() is the grid size.
+    Point i is the i-th combination in a fixed order (the first dimension varies slowest),
+    whatever the results: tell() only checks its input. `size` is the number of points.
     """
 
     def __init__(self, space, n_points=3):
         _check_space(space)
-        if not isinstance(n_points, int) or n_points < 1:
+        if not _is_int(n_points) or n_points < 1:
             raise ValueError(f"n_points must be an int >= 1; got {n_points!r}")
-        self.space, self.n_points = space, n_points
+        self.space, self.config = space, {"n_points": n_points}
         self.values = [dim.grid(n_points) for dim in space.values()]
-        self.cursor, self.seen = 0, set()
+        self.size = math.prod(len(v) for v in self.values)
+        self.n_asked = 0
 
-    def __len__(self):
-        return math.prod(len(v) for v in self.values)
-
-    def _combination(self, i):
+    def combination(self, i):
         params = {}
         for name, values in reversed(list(zip(self.space, self.values))):
             i, r = divmod(i, len(values))             # mixed-radix digits of i
@@ -254,78 +194,72 @@ class GridSearch:
         return {name: params[name] for name in self.space}
 
     def ask(self, n=1):
-        out = []
-        while len(out) < n and self.cursor < len(self):
-            params = self._combination(self.cursor)
-            self.cursor += 1
-            if _key(self.space, params) not in self.seen:
-                self.seen.add(_key(self.space, params))
-                out.append(params)
-        return out
+        _check_n(n)
+        asked = (self._next() for _ in range(n))
+        return [p for p in asked if p is not None]   # fewer than n at the grid's end
+
+    def _next(self, given=None):                     # run() passes `given` on resume
+        if self.n_asked >= self.size:
+            return None
+        self.n_asked += 1
+        return self.combination(self.n_asked - 1) if given is None else given
 
     def tell(self, params, value):
-        self.seen.add(_key(self.space, params))
+        _check_params(self.space, params)
+
+    def __len__(self):
+        if self.size > sys.maxsize:
+            raise OverflowError(f"the grid has {self.size} points, more than len() can return; "
+                                "read .size instead")
+        return self.size
 
 
 class RandomSearch:
     """Independent draws from each dimension (Bergstra & Bengio 2012).
 
-    Draw number i uses its own generator seeded with (seed, i), so a resumed search makes
-    the same draws. In a space of Integer/Choice dimensions only, no combination repeats
-    until all have been tried.
+    Draw k comes from its own generator seeded with (seed, k): a function of the seed and
+    k alone, whatever the results. In a space of Integer/Choice dimensions only, no
+    combination repeats until every one has been drawn; then the draws start over.
     """
 
     def __init__(self, space, seed=None):
         _check_space(space)
         self.space, self.seed = space, _seed(seed)
-        self.count, self.seen, self.pending = 0, set(), set()
+        self.config = {"seed": self.seed}
+        self.n_asked, self.drawn = 0, set()
         discrete = all(not isinstance(d, Real) for d in space.values())
         self.size = (math.prod(d.high - d.low + 1 if isinstance(d, Integer)
                                else len(d.options) for d in space.values())
                      if discrete else math.inf)
 
-    def _draw(self, rng):
-        return from_unit(self.space, rng.uniform(size=len(self.space)))
+    def ask(self, n=1):
+        _check_n(n)
+        return [self._next() for _ in range(n)]
+
+    def _next(self, given=None):                     # run() passes `given` on resume
+        rng = np.random.default_rng([self.seed, self.n_asked])   # draw k from (seed, k)
+        self.n_asked += 1
+        params = from_unit(self.space, rng.uniform(size=len(self.space)))
+        if self.size < math.inf:                      # Integer/Choice only: no repeats
+            if len(self.drawn) >= self.size:          # every combination drawn: start over
+                self.drawn = set()
+            params = self._untried(params, rng)
+            self.drawn.add(_key(self.space, params))
+        return params if given is None else given
 
     def _untried(self, params, rng):
-        """Draw again until the combination is new; when crowded, pick among the untried."""
+        """Draw again until the combination is new; when crowded, pick among the undrawn."""
         for _ in range(100):
-            if _key(self.space, params) not in self.seen:
+            if _key(self.space, params) not in self.drawn:
                 return params
-            params = self._draw(rng)
+            params = from_unit(self.space, rng.uniform(size=len(self.space)))
         grid = GridSearch(self.space, n_points=2 ** 62)   # every value of every dimension
-        free = [i for i in range(len(grid))
-                if _key(self.space, grid._combination(i)) not in self.seen]
-        return grid._combination(free[rng.integers(len(free))])
-
-    def ask(self, n=1):
-        out = []
-        for _ in range(n):
-            rng = np.random.default_rng([self.seed, self.count])   # draw i from (seed, i)
-            if len(self.seen) >= self.size:           # every combination tried: start over
-                self.seen = set()
-            params = self._draw(rng)
-            if self.size < math.inf:                  # Integer/Choice only: no repeats
-                params = self._untried(params, rng)
-            self.count += 1
-            self.seen.add(_key(self.space, params))
-            self.pending.add(_key(self.space, params))
-            out.append(params)
-        return out
+        free = [i for i in range(grid.size)
+                if _key(self.space, grid.combination(i)) not in self.drawn]
+        return grid.combination(free[rng.integers(len(free))])
 
     def tell(self, params, value):
-        key = _key(self.space, params)
-        if key in self.pending:
-            self.pending.discard(key)
-        else:                                         # told without asking (a resumed log)
-            self.count += 1
-            self.seen.add(key)
-
-
-def snap(space, U):
-    """Move each row of U (m, q) to the u of the valid point it decodes to."""
-    return np.column_stack([dim.snap(U[:, j]) for j, dim in enumerate(space.values())])
-
+        _check_params(self.space, params)
 
 def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20,
                          steps=(0.05, 0.01, 0.002, 0.0005)):
@@ -403,9 +337,10 @@ class BayesianSearch:
         _check_space(space)
         q = len(space)
         n_initial = 2 * q + 1 if n_initial is None else n_initial
-        if not isinstance(n_initial, int) or n_initial < 1:
+        if not _is_int(n_initial) or n_initial < 1:
             raise ValueError(f"n_initial must be an int >= 1; got {n_initial!r}")
         self.space, self.seed, self.n_initial = space, _seed(seed), n_initial
+        self.config = {"seed": self.seed, "n_initial": n_initial}
         self.n_candidates = n_candidates
         self.U, self.values = [], []                  # observed u (q,) and values (nan: failed)
         self.pending, self.seen = {}, set()           # key -> u; keys of every point asked/told
@@ -415,15 +350,15 @@ class BayesianSearch:
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # LHS in u
 
-    def _fit(self, n_obs, number, with_pending=True):
-        """Fit the GP to the first n_obs observations (and the pending points)."""
+    def _fit(self, n_obs, number):
+        """Fit the GP to the first n_obs observations and the pending points."""
         y = np.array(self.values[:n_obs])             # (n,)
         ok = np.isfinite(y)
         if not ok.any():
             raise ValueError("no successful trial yet")
         y = np.where(ok, y, y[ok].max())              # failed -> worst finite value
         U = self.U[:n_obs]
-        if with_pending and self.pending:             # constant liar: pending -> best value
+        if self.pending:             # constant liar: pending -> best value
             U = U + list(self.pending.values())
             y = np.concatenate([y, np.full(len(self.pending), y.min())])
         restart = self.n_fits == 0 or number % 5 == 0  # a full multi-start fit now and then
@@ -435,17 +370,8 @@ class BayesianSearch:
         self.n_fits += 1
         return y.min()
 
-    def catch_up(self):
-        """Redo the GP fits an uninterrupted sequential run made (after telling a log),
-        so that the warm start, and so every later ask, is the same as without the stop."""
-        for n_obs in range(self.n_initial, len(self.values)):
-            try:
-                self._fit(n_obs, n_obs, with_pending=False)
-            except (ValueError, np.linalg.LinAlgError):
-                pass
-
-    def _suggest(self, rng, number):
-        """Ranked candidate points u (k, q), best first."""
+    def _suggest(self, rng, number, choose=True):
+        """Ranked candidate points u (k, q), best first (None if not choose: fit only)."""
         try:
             best = self._fit(len(self.values), number)
         except (ValueError, np.linalg.LinAlgError) as e:
@@ -453,6 +379,8 @@ class BayesianSearch:
                 warnings.warn(f"BayesianSearch: GP fit failed ({e}); asking random points")
                 self.warned = True
             return rng.uniform(size=(1, len(self.space)))
+        if not choose:
+            return None
         q = len(self.space)
         U_obs, y = np.array(self.U), np.array(self.values)  # (n, q), (n,)
         top = U_obs[np.argsort(np.where(np.isfinite(y), y, np.inf))[:5]]  # (<= 5, q)
@@ -468,26 +396,29 @@ class BayesianSearch:
         return maximize_acquisition(score, pool, lambda U: snap(self.space, U), rng)[0]
 
     def ask(self, n=1):
-        out = []
-        for _ in range(n):
-            number = len(self.values) + len(self.pending)
-            rng = np.random.default_rng([self.seed, number])
-            ranked = (self.design[number:number + 1] if number < self.n_initial
-                      else self._suggest(rng, number))
+        _check_n(n)
+        return [self._next() for _ in range(n)]
+
+    def _next(self, given=None):
+        """The next point; with `given` (from a log, on resume) the GP is fitted as it was
+        when that point was asked, and the point taken as given rather than chosen."""
+        number = len(self.values) + len(self.pending)
+        rng = np.random.default_rng([self.seed, number])
+        ranked = (self.design[number:number + 1] if number < self.n_initial
+                  else self._suggest(rng, number, choose=given is None))
+        params = given
+        if given is None:
             for u in list(ranked[:50]) + list(rng.uniform(size=(100, len(self.space)))):
                 params = from_unit(self.space, u)     # the first point not yet evaluated
                 if _key(self.space, params) not in self.seen:
                     break
-            key = _key(self.space, params)
-            self.seen.add(key)
-            self.pending[key] = to_unit(self.space, params)
-            out.append(params)
-        return out
+        key = _key(self.space, params)
+        self.seen.add(key)
+        self.pending[key] = to_unit(self.space, params)
+        return params
 
     def tell(self, params, value):
-        missing = set(self.space) - set(params)
-        if missing:
-            raise ValueError(f"params lacks {sorted(missing)}; got {params!r}")
+        _check_params(self.space, params)
         key = _key(self.space, params)
         u = self.pending.pop(key, None)
         self.seen.add(key)
@@ -506,6 +437,7 @@ class Trial:
     seconds: float
     status: str = "ok"
     error: str = None
+    budget: int = None
 
 
 @dataclass
@@ -538,220 +470,89 @@ class Result:
                   for t in sorted(self.trials, key=lambda t: t.number)]
         return np.minimum.accumulate(values).tolist() if values else []
 
-
-def _as_value(value):
-    """(float, None) for a finite real number; (nan, why) for anything else."""
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.reshape(()).item()
-    if not _is_number(value):
-        return math.nan, f"objective returned {value!r} ({type(value).__name__}), not a number"
-    if not math.isfinite(value):
-        return math.nan, f"objective returned {value}"
-    return float(value), None
-
 # ----------------------------------------------------------------------------- the loop
-
-
-def _timed_call(objective, params):
-    """Runs in a worker: the value and the seconds it took."""
-    t0 = time.perf_counter()
-    value = objective(params)
-    return value, time.perf_counter() - t0
-
-
-def _describe(space):
-    def dim(d):
-        if isinstance(d, Choice):
-            return {"Choice": [o if isinstance(o, (str, int, float, bool, type(None))) else repr(o)
-                               for o in d.options]}
-        return {type(d).__name__: [d.low, d.high], "log": d.log}
-    return {name: dim(d) for name, d in space.items()}
-
-
-def _read_log(path, header, space):
-    """The trials recorded in a log, after checking that it is the same search, and
-    whether its last line was cut short."""
-    with open(path) as f:
-        text = f.read()
-    lines = text.split("\n")
-    if not lines[0].strip():
-        return [], False
-    logged = json.loads(lines[0])
-    for what in ("method", "space"):
-        if logged.get(what) != header[what]:
-            raise ValueError(f"log {path} records another search: its {what} is "
-                             f"{logged.get(what)!r}, this one's is {header[what]!r}")
-    if logged["seed"] != header["seed"]:
-        raise ValueError(f"log {path} was made with seed={logged['seed']}, not {header['seed']}")
-    trials = []
-    for i, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        try:
-            trials.append(Trial(**json.loads(line)))
-        except (ValueError, TypeError) as e:          # a line cut short by a crash
-            warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
-
-    def option(d, logged_value):                      # JSON turned tuples into lists etc.
-        as_json = [json.loads(json.dumps(o, default=repr)) for o in d.options]
-        return d.options[as_json.index(logged_value)]
-
-    for t in trials:
-        t.params = {n: option(d, t.params[n]) if isinstance(d, Choice)
-                    else type(d.low)(t.params[n]) for n, d in space.items()}
-    return trials, not text.endswith("\n")
-
-
-def _open_log(path, searcher, method, resume, result):
-    """Open the log for appending; with resume, tell the searcher every logged trial."""
-    header = {"hpopt_log": 1, "method": method, "space": _describe(searcher.space),
-              "seed": getattr(searcher, "seed", None)}
-    exists = os.path.exists(path) and os.path.getsize(path) > 0
-    if exists and not resume:
-        raise ValueError(f"log {path} already exists; pass resume=True to continue it, "
-                         f"or another path (an existing log is never overwritten)")
-    cut_short = False
-    if exists:
-        result.trials, cut_short = _read_log(path, header, searcher.space)
-        for t in sorted(result.trials, key=lambda t: t.number):
-            searcher.tell(t.params, t.value)
-        if hasattr(searcher, "catch_up"):
-            searcher.catch_up()
-    log_file = open(path, "a")
-    if not exists:
-        log_file.write(json.dumps(header) + "\n")
-    elif cut_short:                                   # start after a line cut short
-        log_file.write("\n")
-    return log_file
 
 
 def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbose=False,
         executor=None, n_jobs=1, log=None, resume=False):
     """Ask, evaluate, tell until n_trials trials have finished; returns a Result.
 
-    A value that is NaN, inf or not a number, or an exception of a type in `catch`, makes
-    a failed trial and the search goes on. Another exception propagates, with the finished
-    trials on its `partial_result`; Ctrl-C returns them, marked interrupted.
+    Trial k is the searcher's k-th point. Up to `workers` trials run at once (one without
+    an executor); as each finishes it is told, and the next is asked. With `log`, a line
+    is written when trial k is asked and another when it finishes; resume replays the log
+    through the searcher, reusing every finished trial and running again, under the same
+    number, each trial that was asked but never finished. A value that is NaN, inf or not
+    a number, or an exception of a type in `catch`, makes a failed trial and the search
+    goes on. Any other exception stops asking; the trials still running are waited for,
+    and it propagates with the finished trials on its `partial_result`. Ctrl-C returns
+    them at once, marked interrupted.
     """
-    if not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be an int >= 1; got {n_trials!r}")
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be an int >= 1; got {n_jobs!r}")
-    catch = (catch,) if isinstance(catch, type) else tuple(catch)
-    if not all(isinstance(c, type) and issubclass(c, BaseException) for c in catch):
-        raise TypeError(f"catch must be exception types; got {catch!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got {callback!r}")
-    if resume and not log:
-        raise ValueError("resume=True needs log= (the path of the log to resume)")
-    if (executor is None and n_jobs > 1) or isinstance(executor, ProcessPoolExecutor):
-        try:
-            pickle.dumps(objective)
-        except Exception as e:
-            raise TypeError("a process executor needs a picklable objective: define it at "
-                            "module top level (or use functools.partial); pickling it "
-                            f"failed with {type(e).__name__}: {e}") from None
-    result = Result(method=method)
-    log_file = _open_log(log, searcher, method, resume, result) if log else None
-    pool = ProcessPoolExecutor(n_jobs) if executor is None and n_jobs > 1 else None
+    catch = _check_run(objective, n_trials, catch, callback, executor, n_jobs, log, resume)
+    header = {"hpopt_log": LOG_VERSION, "method": method,
+              "space": _describe(searcher.space), **searcher.config}
+    log_file, logged = _open_log(log, header, searcher.space, resume) if log else (None, {})
+    pool = _Pool(executor, n_jobs)
+    result, running = Result(method=method), {}   # running: future -> (number, params)
+    n_total = max([n_trials] + [k + 1 for k in logged])
+    number, stop, ended = 0, None, False
 
-    def finish(number, params, outcome, seconds):
-        value, error = (math.nan, outcome.message) if isinstance(outcome, _Failure) \
-            else _as_value(outcome)
-        trial = Trial(number, params, value, seconds, "ok" if error is None else "failed", error)
-        searcher.tell(params, value)
+    def finish(trial, replayed=False):
+        searcher.tell(trial.params, trial.value)
         result.trials.append(trial)
-        if log_file:
-            log_file.write(json.dumps(trial.__dict__) + "\n")
-            log_file.flush()
-            os.fsync(log_file.fileno())               # on disk before the next trial starts
-        if verbose:
-            _print_trial(trial, result, n_trials, method)
-        if callback is not None:
-            callback(trial)
+        pool.progress = True
+        if not replayed:
+            _write(log_file, _encode_trial(searcher.space, trial))
+            if verbose:
+                _print_trial(trial, result, n_total, method)
+            if callback is not None:
+                callback(trial)
 
-    first = max((t.number for t in result.trials), default=-1) + 1
     try:
-        if executor is None and pool is None:
-            _loop(searcher, objective, n_trials - len(result.trials), first, catch, finish)
-        else:
-            workers = n_jobs if pool is not None or n_jobs > 1 else _n_workers(executor)
-            _parallel_loop(searcher, objective, n_trials - len(result.trials), first, catch,
-                           finish, executor or pool, workers)
+        while True:
+            while stop is None and number < n_total and len(running) < pool.workers:
+                params, trial = logged.get(number, (None, None))
+                params = searcher._next(params)       # the logged point, or a new one
+                if params is None:                    # a grid has no more points
+                    n_total = number
+                    break
+                if trial is not None:                 # finished before the stop: reused
+                    finish(trial, replayed=True)
+                else:
+                    _write(log_file, {"number": number, "params": _encode(searcher.space, params)})
+                    running[pool.submit(objective, copy.deepcopy(params), catch)] = (number, params)
+                number += 1
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f][0]):
+                trial_number, params = running.pop(future)
+                try:
+                    value, error, seconds = future.result()
+                except BrokenExecutor as e:           # a worker died: not the trial's fault
+                    if pool.restart(future):          # run it again on a fresh pool
+                        running[pool.submit(objective, copy.deepcopy(params), catch)] = \
+                            (trial_number, params)
+                    elif stop is None:
+                        stop = e
+                    continue
+                except Exception as e:                # raised, and not in catch
+                    stop = e if stop is None else stop
+                    continue
+                finish(Trial(trial_number, params, value, seconds,
+                             "ok" if error is None else "failed", error))
+        if stop is not None:
+            raise stop
+        ended = True
     except KeyboardInterrupt:
         result.interrupted = True
-    except Exception as e:
-        e.partial_result = result
-        e.add_note(f"hpopt: the {len(result.trials)} finished trials are on this "
-                   "exception's .partial_result")
+    except BaseException as e:
+        e.partial_result = result                     # the finished trials, logged too
         raise
     finally:
-        if pool is not None:
-            pool.shutdown(wait=not result.interrupted, cancel_futures=True)
+        pool.shutdown(wait=ended)
         if log_file:
             log_file.close()
     return result
-
-
-def _loop(searcher, objective, n_left, number, catch, finish):
-    """One trial at a time: ask, evaluate, tell (through finish)."""
-    for number in range(number, number + n_left):
-        asked = searcher.ask(1)
-        if not asked:
-            return                                    # a grid has no more points
-        t0 = time.perf_counter()
-        try:
-            outcome = objective(asked[0])
-        except catch as e:
-            outcome = _Failure(f"{type(e).__name__}: {e}")
-        finish(number, asked[0], outcome, time.perf_counter() - t0)
-
-
-def _parallel_loop(searcher, objective, n_left, number, catch, finish, executor, workers):
-    """Keep `workers` trials running: as each finishes, tell it and ask one more."""
-    running, exhausted, done_count = {}, False, 0
-    while done_count < n_left and (running or not exhausted):
-        while not exhausted and len(running) < workers and done_count + len(running) < n_left:
-            asked = searcher.ask(1)
-            if not asked:
-                exhausted = True
-                break
-            future = executor.submit(_timed_call, objective, asked[0])
-            running[future] = (number, asked[0], time.perf_counter())
-            number += 1
-        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-        for future in sorted(done, key=lambda f: running[f][0]):
-            trial_number, params, t0 = running.pop(future)
-            try:
-                outcome, seconds = future.result()
-            except catch as e:
-                outcome, seconds = _Failure(f"{type(e).__name__}: {e}"), time.perf_counter() - t0
-            finish(trial_number, params, outcome, seconds)
-            done_count += 1
-
-
-@dataclass
-class _Failure:
-    """An exception caught from the objective, carried to finish() as its message."""
-    message: str
-
-
-def _n_workers(executor):
-    if hasattr(executor, "_max_workers"):             # ThreadPool / ProcessPool executors
-        return executor._max_workers
-    client = getattr(executor, "_client", None)       # dask.distributed's ClientExecutor
-    if client is not None:
-        return max(1, sum(client.nthreads().values()))
-    return os.cpu_count() or 1
-
-
-def _print_trial(trial, result, n_trials, method):
-    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in trial.params.items())
-    value = f"{trial.value:.4g}" if trial.status == "ok" else f"failed ({trial.error})"
-    best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
-    print(f"{method + ' ' if method else ''}trial {len(result.trials)}/{n_trials}  {shown}  "
-          f"-> {value}  best {best:.4g}  {trial.seconds:.2f}s", flush=True)
 
 # ----------------------------------------------------------------------------- conveniences
 
@@ -759,17 +560,7 @@ def _print_trial(trial, result, n_trials, method):
 def grid_search(objective, space, n_points=3, **run_options):
     """Evaluate every point of GridSearch(space, n_points); returns a Result."""
     searcher = GridSearch(space, n_points)
-    return run(searcher, objective, len(searcher), method="grid", **run_options)
-
-
-def _logged_seed(seed, run_options):
-    """With resume=True and no seed given, continue with the seed recorded in the log."""
-    log = run_options.get("log")
-    if seed is not None or not run_options.get("resume") or not log or not os.path.exists(log):
-        return seed
-    with open(log) as f:
-        first = f.readline()
-    return json.loads(first).get("seed") if first.strip() else None
+    return run(searcher, objective, searcher.size, method="grid", **run_options)
 
 
 def random_search(objective, space, n_trials, seed=None, **run_options):
@@ -783,3 +574,387 @@ def bayesian_search(objective, space, n_trials, seed=None, n_initial=None, **run
     seed = _logged_seed(seed, run_options)
     return run(BayesianSearch(space, seed, n_initial), objective, n_trials,
                method="bayesian", **run_options)
+
+# ---- engineering: safe to skip on a first read ----
+# Input checks, the mapping of extreme bounds, how a trial runs and where, and the log.
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_real(x):
+    return isinstance(x, (numbers.Real, Decimal)) and not isinstance(x, (bool, np.bool_))
+
+
+MAX_INT = 2 ** 53        # Integer bounds: beyond this a float cannot hold every integer
+
+
+def _check_bounds(dim):
+    """Real: finite numbers low < high; Integer: ints |v| <= 2^53, low <= high; log: low > 0."""
+    kind = type(dim).__name__
+    if kind == "Real":
+        ok = (all(_is_real(v) and math.isfinite(v) for v in (dim.low, dim.high))
+              and dim.low < dim.high)
+        need = "finite numbers low < high"
+    else:
+        ok = (all(_is_int(v) and abs(v) <= MAX_INT for v in (dim.low, dim.high))
+              and dim.low <= dim.high)
+        need = f"int bounds low <= high, each within +-2**53"
+    if not ok:
+        raise ValueError(f"{kind} needs {need}; got low={dim.low!r}, high={dim.high!r}")
+    if dim.log and not dim.low > 0:
+        raise ValueError(f"{kind}(log=True) needs low {'> 0' if kind == 'Real' else '>= 1'}; "
+                         f"got low={dim.low!r}")
+    if not isinstance(dim.log, (bool, np.bool_)):
+        raise ValueError(f"{kind} needs log=True or False; got log={dim.log!r}")
+    cast = float if kind == "Real" else int
+    object.__setattr__(dim, "low", cast(dim.low))
+    object.__setattr__(dim, "high", cast(dim.high))
+    object.__setattr__(dim, "log", bool(dim.log))
+
+
+def _span(dim):
+    """(a, b), the interval that u = 0..1 spans: in log space for a log dimension, and an
+    Integer's bounds widened by 0.5 so that every integer owns a cell of equal width."""
+    a, b = (dim.low - 0.5, dim.high + 0.5) if isinstance(dim, Integer) else (dim.low, dim.high)
+    return (math.log(a), math.log(b)) if dim.log else (a, b)
+
+
+def _lerp(a, b, t):
+    """a + t (b - a), also where b - a overflows (bounds near the largest float)."""
+    return a + t * (b - a) if math.isfinite(b - a) else a * (1 - t) + b * t
+
+
+def _unlerp(a, b, x):
+    """The inverse of _lerp: (x - a) / (b - a); 0.5 where b == a (a log span narrower than
+    the floats can tell apart, as in Real(1e16, 1e16 + 2, log=True))."""
+    if a == b:
+        return 0.5 + 0.0 * x
+    return (x - a) / (b - a) if math.isfinite(b - a) else (x / 2 - a / 2) / (b / 2 - a / 2)
+
+
+def _unit_to_number(dim, u):
+    """u (scalar or (m,)) -> the value, before rounding or clipping to the bounds."""
+    a, b = _span(dim)
+    t = _lerp(a, b, np.clip(u, 0.0, 1.0))
+    return np.exp(t) if dim.log else t
+
+
+def _same(a, b):
+    """Options are the same only if of one type and equal: 1, 1.0, True and "1" differ."""
+    if type(a) is not type(b):
+        return False
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.all(a == b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):                   # no truth value: compare by identity
+        return False
+
+
+def _check_options(options):
+    if not isinstance(options, (list, tuple, range, np.ndarray)):
+        raise ValueError(f"Choice options must be a list or tuple (a set or dict has no fixed "
+                         f"order); got options={options!r}")
+    options = tuple(o.item() if isinstance(o, np.generic) else o for o in options)
+    if not options:
+        raise ValueError("Choice options must hold at least one option; got options=[]")
+    for i, a in enumerate(options):
+        if any(_same(a, b) for b in options[:i]):
+            raise ValueError(f"Choice options must be distinct; {a!r} is repeated")
+    return options
+
+
+def _check_space(space):
+    if not isinstance(space, dict) or not space:
+        raise ValueError(f"space must be a non-empty dict {{name: Real | Integer | Choice}}; "
+                         f"got {space!r}")
+    for name, dim in space.items():
+        if not isinstance(name, str) or not isinstance(dim, (Real, Integer, Choice)):
+            raise ValueError(f"space entries must be str: Real | Integer | Choice; got "
+                             f"{name!r}: {dim!r}")
+
+
+def _in(dim, value):
+    if isinstance(dim, Choice):
+        return any(_same(o, value) for o in dim.options)
+    ok = _is_int(value) if isinstance(dim, Integer) else _is_real(value)
+    return ok and dim.low <= value <= dim.high
+
+
+def _check_params(space, params):
+    """tell() takes a dict with exactly the space's names, each a value of its dimension."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict {{name: value}}; got {params!r}")
+    missing, extra = set(space) - set(params), set(params) - set(space)
+    if missing or extra:
+        raise ValueError(f"params must have exactly the names {list(space)}; missing "
+                         f"{sorted(missing)}, extra {sorted(map(str, extra))}")
+    for name, dim in space.items():
+        if not _in(dim, params[name]):
+            raise ValueError(f"params[{name!r}] = {params[name]!r} is not a value of {dim}")
+
+
+def _check_n(n):
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"n must be an int >= 1; got {n!r}")
+
+
+def _key(space, params):
+    """A hashable identity of a point (Choice by option index)."""
+    return tuple(dim.index(params[n]) if isinstance(dim, Choice) else params[n]
+                 for n, dim in space.items())
+
+
+def _seed(seed):
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2 ** 63)
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2 ** 63))
+    if _is_int(seed) and seed >= 0:
+        return int(seed)
+    raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
+
+
+def _short_repr(x):
+    try:
+        text = repr(x)
+    except Exception:                                 # a broken __repr__ is no reason to stop
+        text = f"<{type(x).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_value(value):
+    """(float, None) for a finite real number; (nan, why) for anything else."""
+    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
+        value = value.item()                          # numpy scalars and 0-d arrays
+    if not _is_real(value):
+        return math.nan, (f"objective returned {_short_repr(value)} "
+                          f"({type(value).__name__}), not a number")
+    try:
+        value = float(value)
+    except (OverflowError, ValueError) as e:          # an int too large for a float, say
+        return math.nan, f"objective returned a number that is no float ({e})"
+    if not math.isfinite(value):
+        return math.nan, f"objective returned {value}"
+    return value, None
+
+
+def _evaluate(objective, params, catch):
+    """One trial, where it runs (this process or a worker): (value, error, seconds)."""
+    t0 = time.perf_counter()
+    try:
+        value, error = _as_value(objective(params))
+    except catch as e:
+        value, error = math.nan, f"{type(e).__name__}: {e}"
+    return value, error, time.perf_counter() - t0
+
+
+class _Pool:
+    """Where trials run: here, one at a time (no executor); on the user's executor; or on a
+    process pool of n_jobs, replaced by a fresh one when a worker dies (killed, out of
+    memory) so that the trials it ran run again, unless no trial has finished since the
+    last replacement (then the same trial would only kill it again)."""
+
+    def __init__(self, executor, n_jobs):
+        self.own = executor is None and n_jobs > 1
+        self.executor = ProcessPoolExecutor(n_jobs) if self.own else executor
+        self.workers = 1 if executor is None and not self.own else (
+            n_jobs if self.own else _n_workers(executor))
+        self.live, self.progress = set(), True        # futures of the current pool
+
+    def submit(self, objective, params, catch):
+        if self.executor is None:                     # run now; Ctrl-C passes straight up
+            future = Future()
+            try:
+                future.set_result(_evaluate(objective, params, catch))
+            except Exception as e:
+                future.set_exception(e)
+            return future
+        try:
+            future = self.executor.submit(_evaluate, objective, params, catch)
+        except Exception as e:                        # a broken executor refuses work
+            future = Future()
+            future.set_exception(e)
+        self.live.add(future)
+        return future
+
+    def restart(self, future):
+        if future not in self.live:                   # from a pool already replaced
+            return True
+        if not self.own or not self.progress:
+            return False
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = ProcessPoolExecutor(self.workers)
+        self.live, self.progress = set(), False
+        return True
+
+    def shutdown(self, wait):
+        if self.own:
+            self.executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _n_workers(executor):
+    if hasattr(executor, "_max_workers"):             # ThreadPool / ProcessPool executors
+        return executor._max_workers
+    client = getattr(executor, "_client", None)       # dask.distributed's ClientExecutor
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return os.cpu_count() or 1
+
+
+def _check_run(objective, n_trials, catch, callback, executor, n_jobs, log, resume):
+    """run()'s arguments, checked before any work starts (no log or pool is made)."""
+    if not callable(objective):
+        raise TypeError(f"objective must be callable; got {objective!r}")
+    if not _is_int(n_trials) or n_trials < 1:
+        raise ValueError(f"n_trials must be an int >= 1; got {n_trials!r}")
+    if not _is_int(n_jobs) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an int >= 1; got {n_jobs!r}")
+    if executor is not None and n_jobs != 1:
+        raise ValueError(f"give executor= or n_jobs=, not both; got n_jobs={n_jobs!r}")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must be a concurrent.futures.Executor (with .submit); "
+                        f"got {executor!r}")
+    catch = () if catch is None else (catch,) if isinstance(catch, type) else catch
+    if not (isinstance(catch, (tuple, list)) and all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in catch)):
+        raise TypeError(f"catch must be an exception type or a tuple of them; got {catch!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {callback!r}")
+    if log is not None and not isinstance(log, (str, os.PathLike)):
+        raise TypeError(f"log must be a path (str or os.PathLike); got {log!r}")
+    if resume and not log:
+        raise ValueError("resume=True needs log= (the path of the log to resume)")
+    if n_jobs > 1 or isinstance(executor, ProcessPoolExecutor):
+        try:
+            pickle.dumps(objective)
+        except Exception as e:
+            raise TypeError("a process executor needs a picklable objective: define it at "
+                            "module top level (or use functools.partial); pickling it "
+                            f"failed with {type(e).__name__}: {e}") from None
+    return tuple(catch)
+
+
+def _print_trial(trial, result, n_trials, method):
+    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in trial.params.items())
+    value = f"{trial.value:.4g}" if trial.status == "ok" else f"failed ({trial.error})"
+    best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
+    print(f"{method + ' ' if method else ''}trial {len(result.trials)}/{n_trials}  {shown}  "
+          f"-> {value}  best {best:.4g}  {trial.seconds:.2f}s", flush=True)
+
+# ----------------------------------------------------------------------------- the log
+# A write-ahead log, one JSON object a line: first the header (what fixes the sequence of
+# trials: method, space, seed, n_points or n_initial), then {"number", "params"} when a
+# trial is asked and the whole trial when it finishes. Each line is on disk (fsync) before
+# the trial starts or the next is asked. A Choice value is logged as its option's index.
+
+LOG_VERSION = 2
+
+
+def _describe(space):
+    """The space as JSON: bounds, and each Choice option by type and repr (no addresses)."""
+    def option(o):
+        name = getattr(o, "__qualname__", None) if callable(o) else None
+        text = f"{o.__module__}.{name}" if name else re.sub(r" at 0x[0-9A-Fa-f]+", "", repr(o))
+        return f"{type(o).__name__}: {text}"
+
+    return {name: {"Choice": [option(o) for o in d.options]} if isinstance(d, Choice)
+            else {type(d).__name__: [d.low, d.high], "log": d.log} for name, d in space.items()}
+
+
+def _encode(space, params):
+    return {n: d.index(params[n]) if isinstance(d, Choice) else params[n] for n, d in space.items()}
+
+
+def _decode(space, logged):
+    params = {n: d.options[logged[n]] if isinstance(d, Choice) and _is_int(logged[n])
+              and 0 <= logged[n] < len(d.options) else logged[n] for n, d in space.items()}
+    _check_params(space, params)                      # a damaged line fails here
+    return params
+
+
+def _encode_trial(space, trial):
+    record = dict(vars(trial), params=_encode(space, trial.params))
+    record["value"] = None if math.isnan(trial.value) else trial.value    # strict JSON
+    return record
+
+
+def _write(log_file, record):
+    if log_file is not None:
+        log_file.write(json.dumps(record, allow_nan=False) + "\n")
+        log_file.flush()
+        os.fsync(log_file.fileno())                   # on disk before the trial goes on
+
+
+def _open_log(path, header, space, resume):
+    """Create the log (exclusively: one search a file) with its header on disk, or with
+    resume, check and read it. Returns the file and {number: (params, Trial or None)}."""
+    if resume and os.path.exists(path):
+        logged, cut_short = _read_log(path, header, space)
+        log_file = open(path, "a")
+        if cut_short:
+            log_file.write("\n")                      # start after a line cut short
+        return log_file, logged
+    try:
+        log_file = open(path, "x")
+    except FileExistsError:
+        raise ValueError(f"log {path} already exists; pass resume=True to continue it, or "
+                         "another path (an existing log is never overwritten)") from None
+    _write(log_file, header)
+    return log_file, {}
+
+
+def _read_log(path, header, space):
+    with open(path) as f:
+        text = f.read()
+    lines = text.split("\n")
+    try:
+        logged = json.loads(lines[0])
+        version = logged.get("hpopt_log")
+    except (ValueError, AttributeError):
+        version = None
+    if version != LOG_VERSION:
+        raise ValueError(f"log {path} does not start with the header of an hpopt log "
+                         f"(version {LOG_VERSION}); it was left as it is")
+    for key in list(header) + [k for k in logged if k not in header]:
+        if logged.get(key) != header.get(key):
+            raise ValueError(f"log {path} records another search: its {key} is "
+                             f"{logged.get(key)!r}, this one's is {header.get(key)!r}")
+    records = {}
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            number, params = r["number"], _decode(space, r["params"])
+            if not _is_int(number) or number < 0:
+                raise ValueError(f"number {number!r}")
+            trial = None
+            if "status" in r:
+                value = math.nan if r["value"] is None else float(r["value"])
+                trial = Trial(number, params, value, float(r["seconds"]), r["status"],
+                              r["error"], r.get("budget"))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
+            continue
+        if number not in records or records[number][1] is None:
+            records[number] = (params, trial)
+    return records, not text.endswith("\n")
+
+
+def _logged_seed(seed, run_options):
+    """With resume=True and no seed given, continue with the seed recorded in the log."""
+    log = run_options.get("log")
+    if seed is not None or not run_options.get("resume") or not log or not os.path.exists(log):
+        return seed
+    with open(log) as f:
+        first = f.readline()
+    try:
+        return json.loads(first).get("seed")
+    except (ValueError, AttributeError):
+        return None                                   # _read_log says what is wrong

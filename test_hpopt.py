@@ -5,6 +5,7 @@ central finite differences, a Monte-Carlo average, a brute-force search, or the 
 NumPy reference. Run: python -m pytest -q
 """
 import concurrent.futures
+import functools
 import json
 import math
 import os
@@ -16,6 +17,8 @@ import sys
 import threading
 import time
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -294,6 +297,38 @@ def test_every_drawn_grid_and_decoded_value_is_valid_and_native(dim, n_points, u
         back = dim.from_unit(dim.to_unit(v))
         assert back == v if not isinstance(dim, hpopt.Real) else back == pytest.approx(v, rel=1e-9)
     assert np.allclose(dim.snap(dim.snap(np.array(us))), dim.snap(np.array(us)))
+
+
+FLOAT_MAX = np.finfo(float).max
+
+
+@given(st.floats(-FLOAT_MAX, FLOAT_MAX), st.floats(-FLOAT_MAX, FLOAT_MAX), st.booleans(),
+       st.integers(1, 5), st.integers(0, 2 ** 32))
+def test_draws_and_grid_values_are_finite_and_inside_any_finite_bounds(a, b, log, n_points, seed):
+    low, high = sorted((abs(a), abs(b)) if log else (a, b))
+    if not low < high or (log and low == 0):
+        return
+    for dim in (hpopt.Real(low, high, log=log),
+                hpopt.Integer(*sorted(int(np.clip(v, -2 ** 53, 2 ** 53)) for v in (low, high)),
+                              log=log and low >= 1)):
+        values = [p["x"] for p in hpopt.RandomSearch({"x": dim}, seed).ask(4)]
+        values += dim.grid(n_points) + [dim.from_unit(u) for u in (0.0, 1e-300, 0.5, 1.0)]
+        assert all(math.isfinite(v) and dim.low <= v <= dim.high for v in values)
+        assert all(0 <= dim.to_unit(v) <= 1 for v in values)
+
+
+def test_a_grid_too_large_for_len_still_asks_and_says_how_to_count_it():
+    grid = hpopt.GridSearch({f"x{i}": hpopt.Integer(0, 9) for i in range(20)}, n_points=10)
+    assert grid.size == 10 ** 20 and len(grid.ask(3)) == 3
+    with pytest.raises(OverflowError, match="size"):
+        len(grid)
+
+
+def test_a_choice_of_numpy_arrays_is_searched_and_told():
+    arrays = [np.zeros(2), np.ones(2), np.arange(3.0)]
+    result = hpopt.random_search(lambda p: float(p["w"].sum()), {"w": hpopt.Choice(arrays)},
+                                 n_trials=3, seed=0)
+    assert sorted(t.value for t in result.trials) == [0.0, 2.0, 3.0]
 
 
 def test_log_dimensions_draw_uniformly_in_the_log():
@@ -583,10 +618,116 @@ def test_callback_and_verbose_report_every_trial(capsys):
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, n_jobs=0), ValueError, "n_jobs"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, catch=[1]), TypeError, "catch"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, resume=True), ValueError, "log="),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, 2, catch="ValueError"), TypeError,
+     "exception type"),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, 2, executor=object()), TypeError,
+     "executor must be"),
+    (lambda: hpopt.random_search(mixed_objective, MIXED, 2, n_jobs=2,
+                                 executor=concurrent.futures.ThreadPoolExecutor(2)), ValueError,
+     "not both"),
+    (lambda: hpopt.GridSearch(SMALL).tell({"x": 0.0}, 1.0), ValueError, r"missing \['n'\]"),
+    (lambda: hpopt.RandomSearch(SMALL, 0).tell({"x": 0.0, "n": 0, "z": 1}, 1.0), ValueError,
+     r"extra \['z'\]"),
+    (lambda: hpopt.BayesianSearch(SMALL, 0).tell({"x": 2.0, "n": 0}, 1.0), ValueError,
+     r"params\['x'\] = 2.0 is not a value"),
+    (lambda: hpopt.GridSearch(SMALL).ask(2.5), ValueError, "n must be an int"),
+    (lambda: hpopt.Integer(0, 10 ** 400), ValueError, r"2\*\*53"),
+    (lambda: hpopt.Choice({1, 2}), ValueError, "list or tuple"),
+    (lambda: hpopt.Choice([]), ValueError, "options"),
 ])
 def test_hpopt_rejects_bad_input_with_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+class Weird:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize("returned, value", [
+    (np.float32(0.5), 0.5), (np.array(0.25), 0.25), (np.int64(3), 3.0), (Decimal("0.5"), 0.5),
+    (Fraction(1, 4), 0.25), (7, 7.0), (10 ** 400, None), (True, None), (np.bool_(False), None),
+    ("0.5", None), (None, None), ([1.0], None), (np.array([1.0, 2.0]), None), (Weird(), None),
+    (lambda: 1, None), (-math.inf, None), (Decimal("NaN"), None)])
+def test_any_return_value_is_a_float_trial_value_or_a_failed_trial(returned, value):
+    result = hpopt.random_search(lambda p: returned, SMALL, n_trials=2, seed=0)
+    trial = result.trials[0]
+    if value is None:
+        assert trial.status == "failed" and math.isnan(trial.value) and trial.error
+    else:
+        assert trial.status == "ok" and type(trial.value) is float and trial.value == value
+
+
+def unpicklable_value(p):                             # top level: runs in a worker process
+    return (x for x in [1.0]) if p["n"] == 0 else 1.0
+
+
+def test_a_value_that_cannot_travel_back_from_a_worker_is_a_failed_trial():
+    result = hpopt.random_search(unpicklable_value, SMALL, n_trials=8, seed=0, n_jobs=2)
+    assert len(result.trials) == 8
+    assert all((t.status == "failed") == (t.params["n"] == 0) for t in result.trials)
+
+
+def test_an_uncaught_parallel_exception_waits_for_the_trials_beside_it_and_keeps_them(tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    started = threading.Barrier(2)
+
+    def objective(p):
+        if p["n"] == 3:                               # trial 0 of seed 1: slow, healthy
+            started.wait()
+            time.sleep(0.5)
+            return 1.0
+        started.wait()
+        raise RuntimeError("boom")
+
+    assert [p["n"] for p in hpopt.RandomSearch(SMALL, seed=1).ask(2)][0] == 3
+    with concurrent.futures.ThreadPoolExecutor(2) as executor, \
+            pytest.raises(RuntimeError, match="boom") as info:
+        hpopt.random_search(objective, SMALL, n_trials=6, seed=1, executor=executor, log=log)
+    assert [t.value for t in info.value.partial_result.trials] == [1.0]
+    assert list(finished_records(log)) == [0]         # logged, and trial 1 left to run again
+
+
+def dies_once(marker, p):                             # top level: runs in a worker process
+    time.sleep(0.2)
+    if p["n"] == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)                                   # the worker process dies mid-trial
+    return slow_square(p)
+
+
+def always_dies(p):
+    os._exit(1)
+
+
+def test_a_dead_worker_process_is_not_a_failed_trial(tmp_path):
+    objective = functools.partial(dies_once, str(tmp_path / "died"))
+    result = hpopt.random_search(objective, SMALL, n_trials=8, seed=0, n_jobs=2, catch=Exception)
+    assert os.path.exists(tmp_path / "died")          # a worker did die, and a fresh pool ran on
+    assert [t.status for t in result.trials] == ["ok"] * 8
+    assert trial_set(result) == trial_set(hpopt.random_search(slow_square, SMALL, 8, seed=0))
+
+    objective = functools.partial(dies_once, str(tmp_path / "died again"))
+    with concurrent.futures.ProcessPoolExecutor(2) as executor, \
+            pytest.raises(concurrent.futures.process.BrokenProcessPool) as info:
+        hpopt.random_search(objective, SMALL, n_trials=8, seed=0, executor=executor,
+                            catch=Exception)              # a user's executor: raise, not fail
+    assert all(t.status == "ok" for t in info.value.partial_result.trials)
+    with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+        hpopt.random_search(always_dies, SMALL, n_trials=4, seed=0, n_jobs=2, catch=Exception)
+
+
+def test_system_exit_propagates_with_the_finished_trials():
+    def objective(p):
+        objective.calls += 1
+        if objective.calls == 3:
+            raise SystemExit(3)
+        return 1.0
+    objective.calls = 0
+    with pytest.raises(SystemExit) as info:
+        hpopt.random_search(objective, SMALL, n_trials=5, seed=0)
+    assert len(info.value.partial_result.trials) == 2
 
 
 # ============================================================================ hpopt.py: parallel, log, resume
@@ -627,79 +768,227 @@ def test_a_process_executor_needs_a_picklable_objective(tmp_path):
 
 KILL_KW = dict(grid=dict(n_points=4), random=dict(n_trials=12, seed=7),
                bayesian=dict(n_trials=12, seed=7, n_initial=4))
+SEARCHES = dict(grid=hpopt.grid_search, random=hpopt.random_search,
+                bayesian=hpopt.bayesian_search)
 KILL_SCRIPT = """
-import sys, time
+import sys
 sys.path.insert(0, {here!r})
-import hpopt, test_hpopt
-def objective(p):
-    time.sleep(0.15)
-    return test_hpopt.branin(p)
-method = dict(grid=hpopt.grid_search, random=hpopt.random_search, bayesian=hpopt.bayesian_search)
-method[sys.argv[1]](objective, test_hpopt.BRANIN, log=sys.argv[2], **test_hpopt.KILL_KW[sys.argv[1]])
+import test_hpopt as t
+method, log, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t.SEARCHES[method](t.slow_branin, t.BRANIN, log=log, n_jobs=jobs, **t.KILL_KW[method])
 """
 
 
+def slow_branin(p):                                   # top level: picklable for processes
+    time.sleep(0.05 if p["y"] < 7 else 0.4)           # a few slow trials, killed mid-run
+    return branin(p)
+
+
+def log_records(path):
+    """The log's lines after the header, as dicts, straight from the JSON."""
+    return [json.loads(line) for line in open(path).read().splitlines()[1:]]
+
+
+def finished_records(path):
+    return {r["number"]: r for r in log_records(path) if "status" in r}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize("method", ["grid", "random", "bayesian"])
-def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(method, tmp_path):
+def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(method, jobs,
+                                                                             tmp_path):
     log = str(tmp_path / "search.jsonl")
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(here=HERE), method, log])
-    deadline = time.time() + 60
-    while time.time() < deadline:                     # wait for 6 finished trials, then kill
-        if os.path.exists(log) and open(log).read().count("\n") >= 7:
-            break
-        time.sleep(0.02)
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(here=HERE), method, log,
+                             str(jobs)])
+    deadline = time.time() + 60                       # kill once 5 trials have finished and
+    while time.time() < deadline:                     # a slow one was asked and is running
+        if os.path.exists(log) and open(log).read().endswith("\n"):
+            records = log_records(log)
+            if len(finished_records(log)) >= 5 and "status" not in records[-1] \
+                    and records[-1]["params"]["y"] >= 7:
+                break
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    logged = open(log).read().count('"number"')
-    assert 6 <= logged < 12
-    calls = []
+    before = finished_records(log)
+    asked = {r["number"]: r["params"] for r in log_records(log) if "status" not in r}
+    running = {k: p for k, p in asked.items() if k not in before}
+    assert len(before) >= 5 and running
 
-    def counting(p):
-        calls.append(p)
-        return branin(p)
-
-    fn = dict(grid=hpopt.grid_search, random=hpopt.random_search, bayesian=hpopt.bayesian_search)[method]
-    resumed = fn(counting, BRANIN, log=log, resume=True, **KILL_KW[method])
-    uninterrupted = fn(branin, BRANIN, **KILL_KW[method])
+    resumed = SEARCHES[method](slow_branin, BRANIN, log=log, resume=True, n_jobs=jobs,
+                               **KILL_KW[method])
     n = 16 if method == "grid" else 12
-    assert len(calls) == n - logged                   # nothing finished is evaluated again
+    finished = [r["number"] for r in log_records(log) if "status" in r]
+    assert sorted(finished) == list(range(n))         # each once: none lost, run twice, or skipped
+    after = finished_records(log)
+    assert all(after[k] == r for k, r in before.items())            # never relabelled
+    assert all(after[k]["params"] == p for k, p in running.items())  # run again as asked
+    assert sorted(t.number for t in resumed.trials) == list(range(n))
+    uninterrupted = SEARCHES[method](branin, BRANIN, **KILL_KW[method])
+    if jobs == 1:
+        assert trial_set(resumed) == trial_set(uninterrupted)
+    elif method != "bayesian":                        # parallel: the same set of points
+        assert sorted(p for _, p, _ in trial_set(resumed)) == \
+            sorted(p for _, p, _ in trial_set(uninterrupted))
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayesian"])
+def test_a_stopped_search_resumes_to_exactly_the_trials_of_one_that_never_stopped(method,
+                                                                                 tmp_path):
+    kw = dict(grid=dict(n_points=2), random=dict(n_trials=12, seed=1),
+              bayesian=dict(n_trials=12, seed=1, n_initial=4))[method]
+    log, calls = str(tmp_path / "s.jsonl"), []
+
+    def stopped_at_5(p):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append(p)
+        return mixed_objective(p)
+
+    first = SEARCHES[method](stopped_at_5, MIXED, log=log, **kw)
+    assert first.interrupted and len(first.trials) == 5
+    calls.clear()
+    resumed = SEARCHES[method](lambda p: calls.append(p) or mixed_objective(p), MIXED, log=log,
+                               resume=True, **kw)
+    uninterrupted = SEARCHES[method](mixed_objective, MIXED, **kw)
     assert trial_set(resumed) == trial_set(uninterrupted)
-    assert open(log).read().count('"number"') == n
+    assert len(calls) == len(uninterrupted.trials) - 5   # the 5 finished ones are not run again
 
 
-def test_a_log_cut_short_mid_line_is_resumed_with_a_warning(tmp_path):
+@pytest.mark.parametrize("method", ["random", "bayesian"])
+def test_a_damaged_log_line_anywhere_reruns_that_trial_alone_under_its_number(method, tmp_path):
+    kw = dict(n_trials=10, seed=3, **(dict(n_initial=4) if method == "bayesian" else {}))
     log = str(tmp_path / "s.jsonl")
-    hpopt.random_search(slow_square, SMALL, n_trials=4, seed=1, log=log)
-    with open(log, "a") as f:
-        f.write('{"number": 4, "params": {"x": 0.')
-    with pytest.warns(UserWarning, match="skipped line 6"):
-        result = hpopt.random_search(slow_square, SMALL, n_trials=6, seed=1, log=log, resume=True)
-    assert trial_set(result) == trial_set(hpopt.random_search(slow_square, SMALL, n_trials=6, seed=1))
+    SEARCHES[method](branin, BRANIN, log=log, **kw)
+    lines = open(log).read().splitlines()
+    middle = next(i for i, line in enumerate(lines) if '"number": 5' in line and "status" in line)
+    lines[middle] = lines[middle][:25]                # trial 5's result damaged mid-file
+    lines[-1] = lines[-1][:-12]                       # and the last line cut short (no "\n")
+    open(log, "w").write("\n".join(lines))
+    calls = []
+    with pytest.warns(UserWarning, match="skipped line"):
+        resumed = SEARCHES[method](lambda p: calls.append(p) or branin(p), BRANIN, log=log,
+                                   resume=True, **kw)
+    uninterrupted = SEARCHES[method](branin, BRANIN, **kw)
+    assert trial_set(resumed) == trial_set(uninterrupted)
+    by_number = {t.number: t.params for t in uninterrupted.trials}
+    assert calls == [by_number[5], by_number[9]]      # only the two damaged trials run again
 
 
-def test_resume_restores_choice_options_that_json_cannot_keep(tmp_path):
-    space = {"shape": hpopt.Choice([(64, 64), (128,), "wide", None]), "x": hpopt.Real(0, 1)}
-    f = lambda p: len(str(p["shape"])) + p["x"]
+def test_a_discrete_random_search_resumes_after_drawing_every_combination(tmp_path):
+    space = {"a": hpopt.Integer(0, 2), "b": hpopt.Choice(["x", "y"])}   # 6 combinations
+    f = lambda p: p["a"] + (p["b"] == "y")
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(f, space, n_trials=8, seed=2, log=log)
+    resumed = hpopt.random_search(f, space, n_trials=14, seed=2, log=log, resume=True)
+    assert trial_set(resumed) == trial_set(hpopt.random_search(f, space, n_trials=14, seed=2))
+
+
+def act_relu(x):                                      # Choice options that JSON cannot hold
+    return max(x, 0.0)
+
+
+def act_tanh(x):
+    return math.tanh(x)
+
+
+class Adam:
+    pass
+
+
+class SGD:
+    pass
+
+
+def test_a_choice_of_functions_classes_and_tuples_is_logged_and_resumed(tmp_path):
+    space = {"act": hpopt.Choice([act_relu, act_tanh]), "opt": hpopt.Choice([Adam, SGD]),
+             "shape": hpopt.Choice([(64, 64), (128,), None]), "x": hpopt.Real(-1, 1)}
+    f = lambda p: p["act"](p["x"]) + (p["opt"] is SGD) + len(p["shape"] or ())
     log = str(tmp_path / "s.jsonl")
     hpopt.random_search(f, space, n_trials=4, seed=5, log=log)
+    header = open(log).readline()
+    assert "act_relu" in header and " at 0x" not in header
     resumed = hpopt.random_search(f, space, n_trials=8, seed=5, log=log, resume=True)
     assert trial_set(resumed) == trial_set(hpopt.random_search(f, space, n_trials=8, seed=5))
-    assert all(type(t.params["shape"]) in (tuple, str, type(None)) for t in resumed.trials)
+    assert all(t.params["act"] in (act_relu, act_tanh) for t in resumed.trials)
 
 
-def test_a_log_of_another_search_or_an_existing_log_is_refused(tmp_path):
+def test_choice_options_that_compare_equal_stay_apart_through_the_log(tmp_path):
+    space = {"v": hpopt.Choice([1, 1.0, True, "1"])}
     log = str(tmp_path / "s.jsonl")
-    hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)
-    with pytest.raises(ValueError, match="another search"):
-        hpopt.random_search(slow_square, {"x": hpopt.Real(0, 1)}, n_trials=2, log=log, resume=True)
-    with pytest.raises(ValueError, match="another search"):
-        hpopt.bayesian_search(slow_square, SMALL, n_trials=2, log=log, resume=True)
-    with pytest.raises(ValueError, match="already exists"):
-        hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)
-    with pytest.raises(ValueError, match="seed=1"):
-        hpopt.random_search(slow_square, SMALL, n_trials=3, seed=2, log=log, resume=True)
-    lines = open(log).read().splitlines()
-    assert json.loads(lines[0])["method"] == "random" and len(lines) == 3
+    hpopt.grid_search(lambda p: 0.0, space, log=log, catch=None)
+    header, kept = open(log).readline(), [r for r in log_records(log) if "status" in r][:2]
+    open(log, "w").write(header + "".join(json.dumps(r) + "\n" for r in kept))  # 2 of 4 done
+    resumed = hpopt.grid_search(lambda p: 0.0, space, log=log, resume=True)
+    assert [repr(t.params["v"]) for t in resumed.trials] == ["1", "1.0", "True", "'1'"]
+
+
+def test_the_objective_gets_its_own_copy_of_params():
+    def rude(p):                                      # edits and pops what it was given
+        p["x"] = 99.0
+        return p.pop("n") + 0.5
+
+    for options in ({}, {"executor": concurrent.futures.ThreadPoolExecutor(2)}):
+        for search in (hpopt.random_search, hpopt.bayesian_search):
+            result = search(rude, SMALL, n_trials=6, seed=0, **options)
+            assert all(-1 <= t.params["x"] <= 1 and "n" in t.params for t in result.trials)
+            assert result.best_value == result.best_params["n"] + 0.5
+
+
+def test_resume_refuses_a_log_of_other_settings_and_says_which(tmp_path):
+    log = str(tmp_path / "g.jsonl")
+    hpopt.grid_search(slow_square, SMALL, n_points=3, log=log)
+    with pytest.raises(ValueError, match="n_points is 3, this one's is 4"):
+        hpopt.grid_search(slow_square, SMALL, n_points=4, log=log, resume=True)
+    log = str(tmp_path / "b.jsonl")
+    hpopt.bayesian_search(slow_square, SMALL, n_trials=3, seed=1, n_initial=2, log=log)
+    with pytest.raises(ValueError, match="n_initial is 2, this one's is 3"):
+        hpopt.bayesian_search(slow_square, SMALL, n_trials=4, seed=1, n_initial=3, log=log,
+                              resume=True)
+    for call, match in [(lambda: hpopt.bayesian_search(slow_square, SMALL, 4, seed=2, n_initial=2,
+                                                       log=log, resume=True), "seed is 1"),
+                        (lambda: hpopt.random_search(slow_square, SMALL, 4, seed=1, log=log,
+                                                     resume=True), "method is 'bayesian'"),
+                        (lambda: hpopt.bayesian_search(slow_square, {"x": hpopt.Real(0, 1)}, 4,
+                                                       seed=1, log=log, resume=True), "space")]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    assert len(finished_records(log)) == 3            # the refused runs wrote nothing
+
+
+def test_a_log_belongs_to_one_search_and_holds_its_header_before_the_first_trial(tmp_path):
+    log, seen = str(tmp_path / "s.jsonl"), []
+
+    def objective(p):                                 # a second search on the same path
+        seen.append(json.loads(open(log).readline())["method"])
+        with pytest.raises(ValueError, match="already exists"):
+            hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)
+        with pytest.raises(ValueError, match="already exists"):
+            hpopt.grid_search(slow_square, SMALL, log=log)
+        return 1.0
+
+    hpopt.random_search(objective, SMALL, n_trials=2, seed=1, log=log)
+    assert seen == ["random", "random"] and len(finished_records(log)) == 2
+
+
+@pytest.mark.parametrize("content", ["", "not json\n", '{"number": 0}\n', '[1, 2]\n'])
+def test_a_file_without_a_valid_header_is_refused_and_left_as_it_is(content, tmp_path):
+    log = tmp_path / "s.jsonl"
+    log.write_text(content)
+    with pytest.raises(ValueError, match="header of an hpopt log"):
+        hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=str(log), resume=True)
+    assert log.read_text() == content
+
+
+def test_the_log_is_strict_json_with_null_for_a_failed_value(tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(lambda p: math.nan if p["n"] else 1.0, SMALL, n_trials=6, seed=0, log=log)
+    text = open(log).read()
+
+    def no_constants(name):
+        raise AssertionError(f"{name} in the log")
+    records = [json.loads(line, parse_constant=no_constants) for line in text.splitlines()[1:]]
+    assert any(r.get("status") == "failed" and r["value"] is None for r in records)
 
 
 def test_searches_run_on_a_dask_cluster_through_its_executor():
@@ -1008,11 +1297,28 @@ def test_the_demo_reads_csv_and_npz_and_names_a_bad_file(tmp_path, capsys):
         assert np.allclose(Xr, X) and np.array_equal(yr, y)
     (tmp_path / "bad.csv").write_text("1,2,x\n")
     np.savez(tmp_path / "bad.npz", A=X)
+    np.savez(tmp_path / "text.npz", X=np.array([["a", "b"]] * 20), y=np.arange(20) % 2)
+    np.savez(tmp_path / "one.npz", X=X, y=np.zeros(len(X)))
+    np.savez(tmp_path / "names.npz", X=X, y=np.where(y == 1, "cat", "dog"))
+    assert np.array_equal(demo.load_file(str(tmp_path / "names.npz"))[1], 1 - y)
     for name, problem in [("bad.csv", "numbers"), ("bad.npz", "named X and y"),
-                          ("missing.csv", "no such file")]:
+                          ("missing.csv", "no such file"), ("text.npz", "numbers"),
+                          ("one.npz", "at least 2 classes")]:
         with pytest.raises(SystemExit, match=problem) as info:
             demo.load_file(str(tmp_path / name))
         assert name in str(info.value)
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--budget", "0"], "--budget 0"), (["--seed", "-1"], "--seed -1"),
+    (["--methods", "grid,annealing"], "--methods"),
+    (["--plot", "/no/such/folder/race.png"], "cannot write")])
+def test_the_demo_refuses_bad_options_before_the_race(args, problem, capsys):
+    import demo
+    with pytest.raises(SystemExit):
+        demo.main(["--quick"] + args)
+    err = capsys.readouterr()
+    assert problem in err.err and "trial" not in err.out
 
 
 def test_readme_python_snippets_run_as_written(tmp_path, monkeypatch):
