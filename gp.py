@@ -31,14 +31,15 @@ import numpy as np
 # theta (p,) = log([lengthscale_1 .. lengthscale_d, variance, noise]): what the optimiser moves.
 # K (n, n) = k(X, X) + noise I = L L^T (Cholesky, L lower-triangular).  alpha (n,) = K^-1 y.
 # Ks (n, m) = k(X, X*): the "k*" of GPML, one column per query point.  v (n, m) = L \ Ks.
-# mean, std (m,): the posterior of f at the queries.  gain = best - mean,  z = gain / std.
+# mean, std (m,): the posterior of f at the queries.  best: the lowest y so far.
+# gain = best - mean - xi (xi >= 0 demands a margin),  z = gain / std.
 # Phi, phi: the standard normal cdf and pdf.  "A \ b" means the solution x of A x = b.
 # Targets are standardised inside fit (mean 0, std 1), so variance and noise are in those units.
 
 BOUNDS = {"lengthscale": (1e-3, 1e3), "variance": (1e-3, 1e3), "noise": (1e-6, 1.0)}
 # Box for the fitted hyperparameters (the optimiser moves their logs). Inputs live in the
-# unit cube and y is standardised, so 1e-3 .. 1e3 spans every scale that data can show;
-# the noise floor 1e-6 is Optuna's (DEFAULT_MINIMUM_NOISE_VAR) and keeps K well conditioned.
+# unit cube and y is standardised, so 1e-3 .. 1e3 is wide on both sides (a judgement, not
+# tuned); the noise floor 1e-6 is Optuna's (DEFAULT_MINIMUM_NOISE_VAR) and keeps K conditioned.
 N_RESTARTS, N_CANDIDATES, MAX_ITER = 1, 32, 200
 # Defaults of the fit: with them the LML reached equals scikit-learn's with 5 restarts to
 # 0.001 for n = 50 .. 500 (README, "The GP against scikit-learn").
@@ -77,7 +78,7 @@ KERNEL_OF_R2 = {"matern52": matern52_of_r2, "rbf": rbf_of_r2}
 
 
 def matern52(X1, X2, lengthscale, variance):
-    """Matern 5/2 ARD kernel matrix. X1: (n1, d)  X2: (n2, d)  lengthscale: (d,)  returns: (n1, n2)"""
+    """Matern 5/2 ARD kernel matrix. X1: (n1, d)  X2: (n2, d)  returns: (n1, n2)"""
     return variance * matern52_of_r2(scaled_sq_dist(X1, X2, lengthscale), False)[0]
 
 
@@ -92,7 +93,9 @@ class GP:
     """Gaussian-process regression: exact inference by Cholesky (GPML Algorithm 2.1).
 
     kernel: "matern52" or "rbf" (ARD); lengthscale (scalar or (d,)), variance, noise: the
-    starting (or, with optimize=False, fixed) hyperparameters, in standardised-y units.
+    starting (or, with optimize=False, fixed) hyperparameters, in standardised-y units
+    (defaults: 1, the size of the unit cube and the variance of standardised y; noise at
+    its floor).
     After fit, the fitted values sit in the same attributes (lengthscale is then (d,)),
     and a later fit warm-starts from them.
     n_restarts: extra optimiser starts, chosen as the best of n_candidates random draws.
@@ -100,7 +103,7 @@ class GP:
     to fit by maximum a posteriori instead, such as bo_log_prior.
     """
 
-    def __init__(self, kernel="matern52", lengthscale=1.0, variance=1.0, noise=1e-6,
+    def __init__(self, kernel="matern52", lengthscale=1.0, variance=1.0, noise=BOUNDS["noise"][0],
                  optimize=True, n_restarts=N_RESTARTS, n_candidates=N_CANDIDATES,
                  log_prior=None, max_iter=MAX_ITER):
         _check_hyperparameters(kernel, lengthscale, variance, noise, n_restarts)
@@ -132,12 +135,13 @@ class GP:
             theta = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)  # (p,)
         self.lengthscale, self.variance, self.noise = (
             np.exp(theta[:d]), float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
-        K = self.variance * kernel_of_r2(sq_diffs @ (1 / self.lengthscale ** 2), False)[0]  # (n, n)
+        r2 = sq_diffs @ (1 / self.lengthscale ** 2)   # (n, n)
+        K = self.variance * kernel_of_r2(r2, False)[0]  # (n, n)
         # cholesky adds jitter to the diagonal only if K + noise I is not numerically
         # positive definite (see below the banner); self.jitter says how much it added.
         self.L, self.jitter = cholesky(K + self.noise * np.eye(n))  # (n, n)  Alg. 2.1, line 2
-        self.alpha = solve_upper(self.L.T, solve_lower(self.L, y_std))  # (n,)  line 3: L^T \ (L \ y)
-        self.L_inv = solve_lower(self.L, np.eye(n))   # (n, n) kept, so predict's line 5 is a product
+        self.alpha = solve_upper(self.L.T, solve_lower(self.L, y_std))  # (n,)  line 3
+        self.L_inv = solve_lower(self.L, np.eye(n))   # (n, n) kept: predict's line 5 is a product
         self.X, self.y_std, self.theta = X, y_std, theta
         return self
 
@@ -191,6 +195,8 @@ class GP:
     def log_marginal_likelihood(self, theta=None, eval_gradient=False):
         """LML of the fitted (standardised) data at the fitted theta, or at `theta` (p,).
 
+        log p(y | X) = -1/2 y^T alpha - sum_i log L_ii - n/2 log 2 pi   (GPML eq. 2.30;
+        computed by the function log_marginal_likelihood just below, with its gradient).
         With eval_gradient=True returns (lml, gradient (p,)), the optimiser's objective.
         """
         if self.X is None:
@@ -224,11 +230,11 @@ def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True
         alpha = L_inv.T @ (L_inv @ y)                 # (n,)  line 3: L^T \ (L \ y)
     else:
         alpha = solve_upper(L.T, solve_lower(L, y))   # (n,)  line 3
-    lml = -0.5 * y @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * math.log(2 * math.pi)  # line 7
+    lml = -0.5 * y @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * math.log(2 * math.pi)  # l. 7
     if not eval_gradient:
         return lml, None
     W = np.outer(alpha, alpha) - L_inv.T @ L_inv      # (n, n)  alpha alpha^T - K^-1
-    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k),  dr2/dlog(l_k) = -2 (x_ik - x_jk)^2 / l_k^2
+    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k),  dr2/dlog(l_k) = -2 (x_ik-x_jk)^2 / l_k^2
     grad_lengthscale = -variance * ((W * dk_dr2).reshape(-1) @ sq_diffs.reshape(-1, d)) \
         / lengthscale ** 2                            # (d,)
     grad_variance = 0.5 * variance * np.sum(W * k)    # dK/dlog(variance) = variance * k
@@ -271,8 +277,8 @@ def log_expected_improvement(mean, std, best, xi=0.0):
 
 
 LOG_H_DIRECT_ABOVE = -1.0
-# For z > -1, log(phi + z Phi) as written matches 50-digit mpmath (exactly at z = -1; to
-# 4e-15 relative at z = -5). Below, log_h_tail avoids the cancellation as z falls.
+# Above z = -1, phi + z Phi barely cancels (h(-1) = 0.083, phi(-1) = 0.24): log h as written
+# equals 50-digit mpmath at z = -1. Below, log_h_tail, which avoids the cancellation.
 
 
 def log_h(z):
@@ -437,7 +443,7 @@ def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER):
     """
     x = np.clip(x0, lower, upper)                     # (p,)
     fx, g = f(x)
-    S, Y = [], []                                     # recent steps and gradient changes, (p,) each
+    S, Y = [], []                                     # recent steps, gradient changes: (p,) each
     for _ in range(max_iter):
         held = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))  # (p,)
         pg = np.where(held, 0.0, g)                   # (p,) projected gradient
