@@ -156,7 +156,7 @@ class GP:
         bounds = [BOUNDS["lengthscale"]] * d + [BOUNDS["variance"], BOUNDS["noise"]]
         lower, upper = np.log(np.array(bounds)).T    # (p,), (p,)
         rng = np.random.default_rng(0) if rng is None else rng
-        candidates = rng.uniform(lower, upper, size=(self.n_candidates, len(lower)))  # (c, p)
+        candidates = rng.uniform(lower, upper, size=(self.n_candidates, len(lower)))  # (n_cand, p)
         candidates[:, d] = 0.0                        # y is standardised: start variance at 1
         screened = [log_marginal_likelihood(c, sq_diffs, y, kernel_of_r2, False)[0]
                     + (self.log_prior(c)[0] if self.log_prior else 0.0)
