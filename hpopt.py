@@ -21,6 +21,9 @@ References:
     or Symmetry", Biometrika 87, 2000.
   A. I. Cowen-Rivers et al., "HEBO: Pushing the Limits of Sample-Efficient Hyperparameter
     Optimisation", JAIR 74, 2022 (power-transformed targets).
+  D. Ginsbourger, R. Le Riche & L. Carraro, "Kriging Is Well-Suited to Parallelize
+    Optimization", in Computational Intelligence in Expensive Optimization Problems,
+    Springer, 2010 (the constant liar).
   M. D. McKay, R. J. Beckman & W. J. Conover, "A Comparison of Three Methods for Selecting
     Values of Input Variables in the Analysis of Output from a Computer Code",
     Technometrics 21, 1979 (Latin hypercube sampling).
@@ -261,43 +264,135 @@ class RandomSearch:
     def tell(self, params, value):
         _check_params(self.space, params)
 
-def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20,
-                         steps=(0.05, 0.01, 0.002, 0.0005)):
-    """Best points of a candidate pool, then a local polish by shrinking random steps.
+# ----------------------------------------------------------------------------- Bayesian search
+# Each number here was kept because taking it out made the search worse on the tuning half
+# of ../shared/peers/functions.py; README.md, "What each number buys", has the ablation.
+N_CANDIDATES = 500              # uniform candidates scored by log EI at each ask,
+N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u)
+                                # from the best trial: without them, 0.57 worse
+POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best 5 move by shrinking steps:
+                                # without, 0.17 worse; with two steps, 0.19 worse
+WARM_ITERS = 3                  # L-BFGS steps of each GP refit, from the previous fit
 
-    score: (m, q) -> (m,) acquisition (higher is better); U_pool: (m, q) snapped points.
-    Each round moves the n_parents best points by Gaussian steps of the next size and keeps
-    the best of parents and children, so the result never scores below the pool's best.
-    returns: U (k, q) and scores (k,), best first
+
+class BayesianSearch:
+    """Bayesian optimisation: a GP surrogate and expected improvement (Snoek et al. 2012).
+
+    The first n_initial points (default 2q + 1) form a Latin hypercube (McKay et al. 1979);
+    after that each ask fits gp.GP to the trials so far and asks the candidate of highest
+    log expected improvement that has not been asked before. Ask k draws its random numbers
+    from (seed, k), so the same seed and the same results give the same points.
+    """
+
+    def __init__(self, space, seed=None, n_initial=None):
+        _check_space(space)
+        q = len(space)
+        n_initial = 2 * q + 1 if n_initial is None else n_initial
+        if not _is_int(n_initial) or n_initial < 1:
+            raise ValueError(f"n_initial must be an int >= 1; got {n_initial!r}")
+        self.space, self.seed, self.n_initial = space, _seed(seed), n_initial
+        self.config = {"seed": self.seed, "n_initial": n_initial}
+        self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
+        self.pending, self.seen = {}, set()           # asked, not told: key -> u; every key
+        self.gp = gp.GP("matern52", log_prior=gp.bo_log_prior)   # MAP fit (gp.py)
+        rng = np.random.default_rng([self.seed, 2 ** 32])
+        strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
+        self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # one per stratum
+
+    def ask(self, n=1):
+        _check_n(n)
+        return [self._next() for _ in range(n)]
+
+    def _next(self, given=None):
+        """One step of Bayesian optimisation: the next point to evaluate.
+
+        run() passes `given`, the point a log says was asked, on resume: the GP is then fitted
+        as it was when that point was asked, and the point is taken rather than chosen.
+        """
+        q, number = len(self.space), len(self.values) + len(self.pending)
+        rng = np.random.default_rng([self.seed, number])
+        if number < self.n_initial:
+            ranked = self.design[number:number + 1]              # (1, q) 1. initial design
+        elif (best := self._fit_gp(number)) is None:             # 2. fit the GP
+            ranked = rng.uniform(size=(1, q))                    # (1, q) no success yet
+        elif given is None:
+            def log_ei(U):                                       # (m, q) -> (m,)
+                mean, std = self.gp.predict(gp_inputs(self.space, U), return_std=True)
+                return gp.log_expected_improvement(mean, std, best)   # 4. score by log EI
+            ranked, _ = maximize_acquisition(log_ei, self._candidates(rng),  # 3. candidates
+                                             lambda U: snap(self.space, U), rng)
+        if given is None:                                        # 5. the best one not asked
+            for u in list(ranked) + list(rng.uniform(size=(100, q))):  # (random if all were)
+                given = from_unit(self.space, u)
+                if _key(self.space, given) not in self.seen:
+                    break
+        self.seen.add(_key(self.space, given))
+        self.pending[_key(self.space, given)] = to_unit(self.space, given)   # (q,)
+        return given
+
+    def _fit_gp(self, number):
+        """Fit self.gp to every trial told and pending; the best (warped) value, or None.
+
+        A failed trial counts as the worst value seen, so the search moves away from it; a
+        pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
+        al. 2010), so that its neighbourhood looks explored and parallel asks spread out.
+        The first fit is a full multi-start one; later ones take WARM_ITERS steps from the
+        last (a full refit every 5th ask, as before, changed nothing measurable).
+        """
+        y = np.array(self.values)                     # (n,)
+        if not np.isfinite(y).any():
+            return None
+        y = np.where(np.isfinite(y), y, y[np.isfinite(y)].max())          # failed: worst
+        y = np.concatenate([y, np.full(len(self.pending), y.min())])      # pending: best
+        X = gp_inputs(self.space, np.array(self.U + list(self.pending.values())))  # (n, D)
+        first = self.gp.X is None
+        self.gp.n_restarts, self.gp.n_candidates, self.gp.max_iter = \
+            (1, 16, 200) if first else (0, 0, WARM_ITERS)
+        y = warp(y)                                   # (n,) nearer a Gaussian, same order
+        try:
+            self.gp.fit(X, y, rng=np.random.default_rng([self.seed, number, 1]))
+        except (ValueError, np.linalg.LinAlgError) as e:
+            warnings.warn(f"BayesianSearch: GP fit failed ({e}); asking a random point")
+            return None
+        return y.min()
+
+    def _candidates(self, rng):
+        """Points to score (m, q), each snapped to a valid point: N_CANDIDATES uniform, and
+        N_LOCAL at Gaussian steps of LOCAL_SCALE from the best trial so far."""
+        q, y = len(self.space), np.array(self.values)
+        best_u = self.U[np.nanargmin(y)]                                  # (q,)
+        local = best_u + LOCAL_SCALE * rng.standard_normal((N_LOCAL, q))  # (N_LOCAL, q)
+        return snap(self.space, np.vstack([rng.uniform(size=(N_CANDIDATES, q)), local]))
+
+    def tell(self, params, value):
+        _check_params(self.space, params)
+        key = _key(self.space, params)
+        u = self.pending.pop(key, None)
+        self.seen.add(key)
+        self.U.append(to_unit(self.space, params) if u is None else u)
+        self.values.append(_as_value(value)[0])
+
+
+def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20):
+    """The pool's points, and a local polish of its best: ranked by score, best first.
+
+    score: (m, q) -> (m,) (higher is better); U_pool: (m, q) valid points; snap_fn: (m, q)
+    -> (m, q) valid points. Each round moves the n_parents best points by Gaussian steps of
+    the next size in POLISH_STEPS and keeps the best of parents and children, so the result
+    never scores below the pool's best.   returns: U (k, q) and scores (k,)
     """
     U, s = U_pool, score(U_pool)                      # (m, q), (m,)
     parents = np.argsort(s)[::-1][:n_parents]
     P, ps = U[parents], s[parents]                    # (n_parents, q), (n_parents,)
-    for step in steps:
+    for step in POLISH_STEPS:
         C = snap_fn(np.repeat(P, n_children, axis=0)
                     + step * rng.standard_normal((len(P) * n_children, U.shape[1])))
         both, both_s = np.vstack([P, C]), np.concatenate([ps, score(C)])
-        keep = np.argsort(both_s)[::-1][:n_parents]
+        keep = np.argsort(both_s)[::-1][:n_parents]   # the best of parents and children
         P, ps = both[keep], both_s[keep]
     U, s = np.vstack([P, U]), np.concatenate([ps, s])
     order = np.argsort(s, kind="stable")[::-1]
     return U[order], s[order]
-
-
-WARM_ITERS = 3           # L-BFGS iterations of a warm-started GP fit (a full fit every 5th ask)
-
-
-def yeo_johnson(z, lam):
-    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise.
-    z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
-    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity
-    z: (n,)  lam: float, or (k, 1) for k transforms at once  returns: (n,) or (k, n)"""
-    lam = np.asarray(lam, dtype=float)
-    pos, a, b = z >= 0, np.log1p(np.abs(z)), np.where(lam == 0, 1.0, lam)
-    c = np.where(lam == 2, 1.0, 2 - lam)              # safe divisors at the special points
-    up = np.where(lam == 0, a, np.expm1(lam * a) / b)         # (z + 1)^lam - 1 = expm1(lam a)
-    down = np.where(lam == 2, -a, -np.expm1(c * a) / c)       # for z < 0, a = log(1 - z)
-    return np.where(pos, up, down)
 
 
 def warp(y, lambdas=np.linspace(-1, 3, 41)):
@@ -310,8 +405,8 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
     -n/2 log var(t) + (lambda - 1) sum sign(z) log(1 + |z|).  As in HEBO (Cowen-Rivers et
     al., JAIR 2022).  y: (n,)  returns: (n,)
     """
-    if not y.std() > 0:
-        return y
+    if y.max() == y.min() or not y.std() > 0:        # all equal (std may round to 3e-17,
+        return y                                      # or underflow to 0): nothing to warp
     z = (y - y.mean()) / y.std()                      # (n,)
     T = yeo_johnson(z, lambdas[:, None])              # (k, n) every candidate lambda
     loglik = -0.5 * len(z) * np.log(T.var(axis=1)) \
@@ -319,111 +414,36 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
     return T[np.argmax(loglik)]
 
 
-class BayesianSearch:
-    """Bayesian optimisation: a GP surrogate and expected improvement.
+# ----------------------------------------------------------------------------- the searches
+# run() (below the banner) is the loop. In its simplest form it is
+#     for k in range(n_trials):
+#         params = searcher.ask()[0]
+#         searcher.tell(params, objective(params))
+# with failed trials, parallel trials on an executor, and a log to resume from added.
 
-    1. The first n_initial points form a Latin hypercube in u (McKay et al. 1979).
-    2. Then each ask fits gp.GP (Matern 5/2, ARD, MAP under gp.bo_log_prior; warm-started
-       from the previous fit) to the observations in X (values through `warp`), failed
-       trials at the worst finite value seen and pending points at the best one (the
-       "constant liar" for parallel asks),
-    3. scores a pool of candidates (uniform, and near the best points; snapped to valid
-       values first) by log EI (Ament et al. 2023), polishes the best few, and
-    4. asks the best point not already evaluated or pending.
-    Ask number i draws from a generator seeded with (seed, i): a resumed search repeats.
-    """
 
-    def __init__(self, space, seed=None, n_initial=None, n_candidates=500):
-        _check_space(space)
-        q = len(space)
-        n_initial = 2 * q + 1 if n_initial is None else n_initial
-        if not _is_int(n_initial) or n_initial < 1:
-            raise ValueError(f"n_initial must be an int >= 1; got {n_initial!r}")
-        self.space, self.seed, self.n_initial = space, _seed(seed), n_initial
-        self.config = {"seed": self.seed, "n_initial": n_initial}
-        self.n_candidates = n_candidates
-        self.U, self.values = [], []                  # observed u (q,) and values (nan: failed)
-        self.pending, self.seen = {}, set()           # key -> u; keys of every point asked/told
-        self.gp = gp.GP("matern52", log_prior=gp.bo_log_prior)
-        self.n_fits, self.warned = 0, False
-        rng = np.random.default_rng([self.seed, 2 ** 32])
-        strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
-        self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # LHS in u
+def grid_search(objective, space, n_points=3, **run_options):
+    """Evaluate every point of GridSearch(space, n_points); returns a Result."""
+    searcher = GridSearch(space, n_points)
+    return run(searcher, objective, searcher.size, method="grid", **run_options)
 
-    def _fit(self, n_obs, number):
-        """Fit the GP to the first n_obs observations and the pending points."""
-        y = np.array(self.values[:n_obs])             # (n,)
-        ok = np.isfinite(y)
-        if not ok.any():
-            raise ValueError("no successful trial yet")
-        y = np.where(ok, y, y[ok].max())              # failed -> worst finite value
-        U = self.U[:n_obs]
-        if self.pending:             # constant liar: pending -> best value
-            U = U + list(self.pending.values())
-            y = np.concatenate([y, np.full(len(self.pending), y.min())])
-        restart = self.n_fits == 0 or number % 5 == 0  # a full multi-start fit now and then
-        self.gp.n_restarts, self.gp.n_candidates, self.gp.max_iter = \
-            (1, 16, 200) if restart else (0, 0, WARM_ITERS)  # warm: a few steps from the last fit
-        y = warp(y)                                   # (n,) closer to Gaussian, same order
-        self.gp.fit(gp_inputs(self.space, np.array(U)), y,
-                    rng=np.random.default_rng([self.seed, number, 1]))
-        self.n_fits += 1
-        return y.min()
 
-    def _suggest(self, rng, number, choose=True):
-        """Ranked candidate points u (k, q), best first (None if not choose: fit only)."""
-        try:
-            best = self._fit(len(self.values), number)
-        except (ValueError, np.linalg.LinAlgError) as e:
-            if not self.warned and "no successful trial" not in str(e):
-                warnings.warn(f"BayesianSearch: GP fit failed ({e}); asking random points")
-                self.warned = True
-            return rng.uniform(size=(1, len(self.space)))
-        if not choose:
-            return None
-        q = len(self.space)
-        U_obs, y = np.array(self.U), np.array(self.values)  # (n, q), (n,)
-        top = U_obs[np.argsort(np.where(np.isfinite(y), y, np.inf))[:5]]  # (<= 5, q)
-        n_local = self.n_candidates // 2
-        scale = rng.choice([0.2, 0.05, 0.01, 0.002], size=(n_local, 1))
-        local = top[rng.integers(len(top), size=n_local)] + scale * rng.standard_normal((n_local, q))
-        pool = snap(self.space, np.vstack([rng.uniform(size=(self.n_candidates, q)), local]))
+def random_search(objective, space, n_trials, seed=None, **run_options):
+    """n_trials independent draws from the space; returns a Result."""
+    seed = _logged_seed(seed, run_options)
+    return run(RandomSearch(space, seed), objective, n_trials, method="random", **run_options)
 
-        def score(U):                                 # (m, q) -> log EI (m,)
-            mean, std = self.gp.predict(gp_inputs(self.space, U), return_std=True)
-            return gp.log_expected_improvement(mean, std, best)
 
-        return maximize_acquisition(score, pool, lambda U: snap(self.space, U), rng)[0]
+def bayesian_search(objective, space, n_trials, seed=None, n_initial=None, **run_options):
+    """Bayesian optimisation (GP + expected improvement) for n_trials; returns a Result."""
+    seed = _logged_seed(seed, run_options)
+    return run(BayesianSearch(space, seed, n_initial), objective, n_trials,
+               method="bayesian", **run_options)
 
-    def ask(self, n=1):
-        _check_n(n)
-        return [self._next() for _ in range(n)]
+# ---- engineering: safe to skip on a first read ----
+# Trial and Result; run(), the loop with its failures, workers and log; the input checks;
+# the mapping of extreme bounds; the Yeo-Johnson transform behind warp().
 
-    def _next(self, given=None):
-        """The next point; with `given` (from a log, on resume) the GP is fitted as it was
-        when that point was asked, and the point taken as given rather than chosen."""
-        number = len(self.values) + len(self.pending)
-        rng = np.random.default_rng([self.seed, number])
-        ranked = (self.design[number:number + 1] if number < self.n_initial
-                  else self._suggest(rng, number, choose=given is None))
-        params = given
-        if given is None:
-            for u in list(ranked[:50]) + list(rng.uniform(size=(100, len(self.space)))):
-                params = from_unit(self.space, u)     # the first point not yet evaluated
-                if _key(self.space, params) not in self.seen:
-                    break
-        key = _key(self.space, params)
-        self.seen.add(key)
-        self.pending[key] = to_unit(self.space, params)
-        return params
-
-    def tell(self, params, value):
-        _check_params(self.space, params)
-        key = _key(self.space, params)
-        u = self.pending.pop(key, None)
-        self.seen.add(key)
-        self.U.append(to_unit(self.space, params) if u is None else u)
-        self.values.append(_as_value(value)[0])
 
 # ----------------------------------------------------------------------------- results
 
@@ -553,31 +573,6 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
         if log_file:
             log_file.close()
     return result
-
-# ----------------------------------------------------------------------------- conveniences
-
-
-def grid_search(objective, space, n_points=3, **run_options):
-    """Evaluate every point of GridSearch(space, n_points); returns a Result."""
-    searcher = GridSearch(space, n_points)
-    return run(searcher, objective, searcher.size, method="grid", **run_options)
-
-
-def random_search(objective, space, n_trials, seed=None, **run_options):
-    """n_trials independent draws from the space; returns a Result."""
-    seed = _logged_seed(seed, run_options)
-    return run(RandomSearch(space, seed), objective, n_trials, method="random", **run_options)
-
-
-def bayesian_search(objective, space, n_trials, seed=None, n_initial=None, **run_options):
-    """Bayesian optimisation (GP + expected improvement) for n_trials; returns a Result."""
-    seed = _logged_seed(seed, run_options)
-    return run(BayesianSearch(space, seed, n_initial), objective, n_trials,
-               method="bayesian", **run_options)
-
-# ---- engineering: safe to skip on a first read ----
-# Input checks, the mapping of extreme bounds, how a trial runs and where, and the log.
-
 
 def _is_int(x):
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
@@ -846,6 +841,19 @@ def _print_trial(trial, result, n_trials, method):
     best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
     print(f"{method + ' ' if method else ''}trial {len(result.trials)}/{n_trials}  {shown}  "
           f"-> {value}  best {best:.4g}  {trial.seconds:.2f}s", flush=True)
+
+def yeo_johnson(z, lam):
+    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise.
+    z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
+    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity
+    z: (n,)  lam: float, or (k, 1) for k transforms at once  returns: (n,) or (k, n)"""
+    lam = np.asarray(lam, dtype=float)
+    pos, a, b = z >= 0, np.log1p(np.abs(z)), np.where(lam == 0, 1.0, lam)
+    c = np.where(lam == 2, 1.0, 2 - lam)              # safe divisors at the special points
+    up = np.where(lam == 0, a, np.expm1(lam * a) / b)         # (z + 1)^lam - 1 = expm1(lam a)
+    down = np.where(lam == 2, -a, -np.expm1(c * a) / c)       # for z < 0, a = log(1 - z)
+    return np.where(pos, up, down)
+
 
 # ----------------------------------------------------------------------------- the log
 # A write-ahead log, one JSON object a line: first the header (what fixes the sequence of

@@ -526,6 +526,13 @@ def test_the_target_warp_keeps_the_order_of_the_values(values):
     assert np.all(np.isfinite(w)) and np.all(np.diff(w[order]) >= -1e-12)
 
 
+def test_the_warp_of_identical_values_is_silent_and_keeps_them():
+    y = np.full(7, 0.1234567)                         # its std rounds to 1.4e-17, not 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(hpopt.warp(y), y)
+
+
 def test_yeo_johnson_special_cases_and_scipy():
     z = np.linspace(-3, 3, 13)
     assert np.allclose(hpopt.yeo_johnson(z, 1.0), z)
