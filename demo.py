@@ -7,7 +7,8 @@
 The story: a seeded data set, an objective (validation error of nn.MLP trained with the
 BLEND hyperparameters: Batch size, Learning rate, Epochs, Number of layers, Dropout), three
 searches with the same number of trials, one line per trial, then a table and a chart of
-the best validation error so far against the trial number.
+the best validation error so far against the trial number. --plot also draws what the
+Bayesian search's GP believes and, in a second file, a 1-D Bayesian search step by step.
 """
 import argparse
 import functools
@@ -163,39 +164,107 @@ def ascii_chart(curves, height=10):
     return "\n".join(lines)
 
 
-def plot(path, results, searcher, space):
-    """Convergence curves, and the Bayesian GP along the learning-rate axis (others at best)."""
+def belief(searcher, chosen, name):
+    """What the Bayesian search's own GP believed when it chose `chosen` (its last ask, no
+    point pending besides it), along dimension `name` with the others at the best trial.
+
+    The GP is searcher.gp as that ask fitted it: inputs gp_inputs(space, U), targets the
+    values (failed -> worst) through hpopt.warp, so every value here is in warped units.
+    """
+    space, U, y = searcher.space, np.array(searcher.U), np.array(searcher.values)  # (n, q), (n,)
+    ok = np.isfinite(y)
+    y_seen = hpopt.warp(np.where(ok, y, y[ok].max()))  # (n,) the targets the GP was fitted to
+    j, dim = list(space).index(name), space[name]
+    U_line = np.repeat(U[np.argmin(y_seen)][None, :], 200, axis=0)  # (200, q) at the best...
+    U_line[:, j] = np.linspace(0, 1, 200)                             # ...but `name` varies
+    mean, std = searcher.gp.predict(hpopt.gp_inputs(space, U_line), return_std=True)  # (200,)
+    u_chosen = hpopt.to_unit(space, chosen)                            # (q,)
+
+    def native(u):                                    # (m,) u -> (m,) values of `name`
+        return np.array([dim.from_unit(float(ui)) for ui in u])
+    return {"x": native(U_line[:, j]), "mean": mean, "std": std,
+            "log_ei": gp.log_expected_improvement(mean, std, y_seen.min()),  # best as _fit
+            "x_seen": native(U[:, j]), "y_seen": y_seen, "x_chosen": chosen[name],
+            "y_chosen": searcher.gp.predict(hpopt.gp_inputs(space, u_chosen[None, :]))[0],
+            "log": getattr(dim, "log", False)}
+
+
+def draw_belief(ax_gp, ax_ei, b, title):
+    """GP mean +- 2 std, the trials as dots, the chosen point as a star; log EI below."""
+    ax_gp.plot(b["x"], b["mean"], color="C0", label="GP mean")
+    ax_gp.fill_between(b["x"], b["mean"] - 2 * b["std"], b["mean"] + 2 * b["std"],
+                       color="C0", alpha=0.2, label="mean +- 2 std")
+    ax_gp.scatter(b["x_seen"], b["y_seen"], color="k", zorder=3, label="trials")
+    ax_gp.scatter([b["x_chosen"]], [b["y_chosen"]], marker="*", s=200, color="C3", zorder=4,
+                  label="chosen next (GP mean there)")
+    ax_ei.plot(b["x"], b["log_ei"], color="C2")
+    top = b["log_ei"].max()
+    ax_ei.set_ylim(max(b["log_ei"].min(), top - 25) - 1, top + 1)  # not the whole abyss
+    for ax in (ax_gp, ax_ei):
+        ax.axvline(b["x_chosen"], color="C3", linestyle="--", linewidth=1)
+        ax.set_xscale("log" if b["log"] else "linear")
+    ax_gp.set(title=title, ylabel="warped value (GP units)")
+    ax_ei.set(ylabel="log EI")
+
+
+def forrester(x):
+    """A cheap 1-D test function with two minima, the lower at x = 0.757 (Forrester et al.
+    2008, Engineering Design via Surrogate Modelling, p. 83)."""
+    return (6 * x - 2) ** 2 * np.sin(12 * x - 4)
+
+
+def step_beliefs(steps=(3, 4, 5, 6), seed=0):
+    """A 1-D Bayesian search on forrester: its belief after each of `steps` trials."""
+    searcher = hpopt.BayesianSearch({"x": hpopt.Real(0.0, 1.0)}, seed=seed, n_initial=steps[0])
+    beliefs = {}
+    for k in range(max(steps) + 1):
+        params = searcher.ask()[0]                    # after k trials: fits searcher.gp
+        if k in steps:
+            beliefs[k] = belief(searcher, params, "x")
+        searcher.tell(params, float(forrester(params["x"])))
+    return beliefs
+
+
+def plot(path, results, searcher):
+    """Convergence curves and, after the race, what the Bayesian search believes when it
+    asks one more point; also <path>_steps.png: a 1-D search step by step. Returns the figures."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         print("--plot needs matplotlib: pip install matplotlib")
-        return
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(7, 9))
+        return None
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(7, 10))
     for method, result in results.items():
         ax1.plot(range(1, len(result.trials) + 1), result.best_so_far, label=method)
     ax1.set(xlabel="trial", ylabel="best validation error so far")
     ax1.legend()
     if searcher is not None and np.isfinite(searcher.values).sum() >= 2:
-        U, y = np.array(searcher.U), np.array(searcher.values)
-        ok = np.isfinite(y)
-        model = gp.GP().fit(hpopt.gp_inputs(space, U[ok]), y[ok])
-        best_u = U[ok][np.argmin(y[ok])]
-        j = list(space).index("lr")
-        Uq = np.repeat(best_u[None, :], 200, axis=0)
-        Uq[:, j] = np.linspace(0, 1, 200)
-        mean, std = model.predict(hpopt.gp_inputs(space, Uq), return_std=True)
-        lr = [space["lr"].from_unit(u) for u in Uq[:, j]]
-        ax2.plot(lr, mean, label="GP mean")
-        ax2.fill_between(lr, mean - 2 * std, mean + 2 * std, alpha=0.3, label="mean +- 2 std")
-        ax2.set(xscale="log", ylabel="validation error", title="Bayesian search: GP along lr")
-        ax2.legend()
-        ax3.plot(lr, gp.expected_improvement(mean, std, y[ok].min()))
-        ax3.set(xscale="log", xlabel="learning rate", ylabel="expected improvement")
+        chosen = searcher.ask()[0]                    # trial n + 1: fits the GP to all n
+        draw_belief(ax2, ax3, belief(searcher, chosen, "lr"),
+                    f"Bayesian search after {len(searcher.values)} trials: its GP along lr "
+                    "(others as the best trial)")
+        ax2.legend(fontsize=8)
+        ax3.set(xlabel="learning rate (trials: their lr; the curve: other settings as the best)")
     fig.tight_layout()
     fig.savefig(path)
     print(f"wrote {path}")
+
+    beliefs = step_beliefs()
+    steps, axes = plt.subplots(2, len(beliefs), figsize=(4 * len(beliefs), 6), sharex=True)
+    for col, (k, b) in enumerate(beliefs.items()):
+        draw_belief(axes[0, col], axes[1, col], b, f"after {k} trials")
+        axes[1, col].set(xlabel="x")
+    axes[0, 0].legend(fontsize=8)
+    steps.suptitle("1-D Bayesian search on the Forrester function: GP and log EI, step by step")
+    steps.tight_layout()
+    steps_path = os.path.splitext(path)[0] + "_steps.png"
+    steps.savefig(steps_path)
+    print(f"wrote {steps_path}")
+    plt.close(fig)
+    plt.close(steps)
+    return fig, steps
 
 
 # ----------------------------------------------------------------------------- the race
@@ -208,7 +277,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a small race for a first look")
     ap.add_argument("--jobs", type=int, default=1, help="trials run in parallel (processes)")
     ap.add_argument("--data", default="spirals", help="spirals, digits, or a .csv/.npz path")
-    ap.add_argument("--plot", metavar="FILE.png", help="save curves and the GP picture (matplotlib)")
+    ap.add_argument("--plot", metavar="FILE.png",
+                    help="save curves and the GP pictures to FILE.png and FILE_steps.png (matplotlib)")
     args = ap.parse_args(argv)
     budget = args.budget if args.budget is not None else (12 if args.quick else 30)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -258,7 +328,7 @@ def main(argv=None):
     print()
     print(ascii_chart({m: r.best_so_far for m, r in results.items()}))
     if args.plot:
-        plot(args.plot, results, bayes, space)
+        plot(args.plot, results, bayes)
     return results
 
 

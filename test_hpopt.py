@@ -5,6 +5,7 @@ central finite differences, a Monte-Carlo average, a brute-force search, or the 
 NumPy reference. Run: python -m pytest -q
 """
 import concurrent.futures
+import copy
 import functools
 import json
 import math
@@ -1286,12 +1287,63 @@ def test_the_quick_demo_prints_a_line_per_trial_a_table_and_a_chart(capsys):
     assert len(results["grid"].trials) <= 5
 
 
-def test_the_demo_plot_is_a_png(tmp_path, capsys):
+def test_the_demo_plot_writes_two_pngs(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     import demo
     path = tmp_path / "race.png"
     demo.main(["--quick", "--budget", "4", "--plot", str(path)])
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    for png in (path, tmp_path / "race_steps.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def artist(ax, label):
+    """The one line or scatter on ax with this legend label."""
+    found = [a for a in ax.lines + ax.collections if a.get_label() == label]
+    assert len(found) == 1, f"{label!r}: {[a.get_label() for a in ax.lines + ax.collections]}"
+    return found[0]
+
+
+def test_the_demo_plot_shows_the_searchs_own_gp_its_trials_and_its_next_point(tmp_path):
+    pytest.importorskip("matplotlib")
+    import demo
+    space = demo.blend_space(quick=True)
+
+    def objective(p):                                 # cheap: best near lr = 0.03
+        return (np.log10(p["lr"]) + 1.5) ** 2 + 0.1 * p["n_layers"] + p["dropout"]
+    searcher = hpopt.BayesianSearch(space, seed=0, n_initial=5)
+    result = hpopt.run(searcher, objective, 10)
+    expected = copy.deepcopy(searcher).ask()[0]       # asks are seeded by (seed, number)
+    fig, _ = demo.plot(str(tmp_path / "race.png"), {"bayesian": result}, searcher)
+    ax_gp, ax_ei = fig.axes[1], fig.axes[2]
+    lr = np.array([t.params["lr"] for t in result.trials])
+    warped = hpopt.warp(np.array([t.value for t in result.trials]))  # told in trial order
+    dots = artist(ax_gp, "trials").get_offsets()
+    assert np.allclose(dots, np.column_stack([lr, warped]))
+    star = artist(ax_gp, "chosen next (GP mean there)").get_offsets()[0]
+    assert star[0] == expected["lr"]
+    X = hpopt.gp_inputs(space, hpopt.to_unit(space, expected)[None, :])
+    assert np.isclose(star[1], searcher.gp.predict(X)[0])   # the search's own GP
+    x, mean = artist(ax_gp, "GP mean").get_data()
+    assert np.ptp(mean) > 0.5                         # not a flat line
+    assert abs(np.log10(x[np.argmin(mean)]) + 1.5) < 0.5  # it has seen where lr is good
+    log_ei = ax_ei.lines[0].get_ydata()
+    assert np.all(np.isfinite(log_ei)) and np.ptp(log_ei) > 1
+
+
+def test_the_demo_steps_figure_follows_a_1d_search():
+    pytest.importorskip("matplotlib")
+    import demo
+    beliefs = demo.step_beliefs(steps=(3, 4, 5, 6))
+    searcher = hpopt.BayesianSearch({"x": hpopt.Real(0.0, 1.0)}, seed=0, n_initial=3)
+    xs = []                                           # the same search, replayed here
+    for _ in range(7):
+        x = searcher.ask()[0]["x"]
+        searcher.tell({"x": x}, float((6 * x - 2) ** 2 * np.sin(12 * x - 4)))
+        xs.append(x)
+    for k, b in beliefs.items():
+        assert np.allclose(b["x_seen"], xs[:k]) and b["x_chosen"] == xs[k]
+        assert np.array_equal(np.argsort(b["y_seen"]), np.argsort(demo.forrester(np.array(xs[:k]))))
+        assert np.interp(xs[k], b["x"], b["log_ei"]) > b["log_ei"].max() - 0.5  # chosen: max EI
 
 
 def test_the_demo_reads_csv_and_npz_and_names_a_bad_file(tmp_path, capsys):
