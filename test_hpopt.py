@@ -811,9 +811,9 @@ def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(met
     deadline = time.time() + 60                       # kill once 5 trials have finished and
     while time.time() < deadline:                     # a slow one was asked and is running
         if os.path.exists(log) and open(log).read().endswith("\n"):
-            records = log_records(log)
-            if len(finished_records(log)) >= 5 and "status" not in records[-1] \
-                    and records[-1]["params"]["y"] >= 7:
+            done = finished_records(log)
+            if len(done) >= 5 and any(r["params"]["y"] >= 7 and r["number"] not in done
+                                      for r in log_records(log) if "status" not in r):
                 break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
