@@ -24,12 +24,17 @@ References:
   D. Ginsbourger, R. Le Riche & L. Carraro, "Kriging Is Well-Suited to Parallelize
     Optimization", in Computational Intelligence in Expensive Optimization Problems,
     Springer, 2010 (the constant liar).
+  K. Jamieson & A. Talwalkar, "Non-stochastic Best Arm Identification and Hyperparameter
+    Optimization", AISTATS 2016 (successive halving).
+  L. Li, K. Jamieson, G. DeSalvo, A. Rostamizadeh & A. Talwalkar, "Hyperband: A Novel
+    Bandit-Based Approach to Hyperparameter Optimization", JMLR 18, 2018.
   M. D. McKay, R. J. Beckman & W. J. Conover, "A Comparison of Three Methods for Selecting
     Values of Input Variables in the Analysis of Output from a Computer Code",
     Technometrics 21, 1979 (Latin hypercube sampling).
 Depends on: numpy and gp.py (same folder); Python 3.10 or newer. Licence: MIT.
 """
 import copy
+import inspect
 import json
 import math
 import numbers
@@ -415,6 +420,85 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
     return T[np.argmax(loglik)]
 
 
+# ----------------------------------------------------------------------------- successive halving
+# The budget is what a trial spends (epochs, say): objective(params, budget). With the
+# defaults min_budget=1, max_budget=27, eta=3, Hyperband runs four brackets (Li et al. 2018,
+# Table 1 with R = 27), each rung n points at budget r, the best 1/eta going on:
+#     bracket 0 (= successive_halving): 27 at 1, 9 at 3, 3 at 9, 1 at 27
+#     bracket 1:                        12 at 3, 4 at 9, 1 at 27
+#     bracket 2:                         6 at 9, 2 at 27
+#     bracket 3:                         4 at 27
+WAIT = "wait for the rung's stragglers"       # what _next says until a rung is all told
+
+
+def hyperband_brackets(min_budget, max_budget, eta=3):
+    """Li et al. (2018), Algorithm 1: for s = s_max, ..., 0 a bracket of s + 1 rungs,
+    n_i = floor(n / eta^i) points at budget r_i = floor(R / eta^(s - i)), with
+    n = ceil((s_max + 1) eta^s / (s + 1)), R = max_budget, and s_max the largest s with
+    min_budget eta^s <= R.   returns: [[(n_0, r_0), ..., (n_s, r_s)] per bracket]
+    """
+    s_max = 0
+    while min_budget * eta ** (s_max + 1) <= max_budget:
+        s_max += 1
+    return [[(math.ceil((s_max + 1) * eta ** s / (s + 1)) // eta ** i,
+              max_budget // eta ** (s - i)) for i in range(s + 1)] for s in range(s_max, -1, -1)]
+
+
+class HalvingSearch:
+    """Successive halving (Jamieson & Talwalkar 2016): one bracket, or Hyperband's all.
+
+    A rung runs its points at one budget; once all are told, the best n of them (failed ones
+    last, ties by asking order) run again at the next rung's budget. A bracket's first rung
+    takes new points, RandomSearch's seeded draws. `budget` is that of the point last asked.
+    """
+
+    def __init__(self, space, min_budget, max_budget, eta=3, seed=None, hyperband=False):
+        _check_budgets(min_budget, max_budget, eta)
+        self.sampler = RandomSearch(space, seed)
+        self.space, self.seed = space, self.sampler.seed
+        self.config = {"seed": self.seed, "min_budget": min_budget, "max_budget": max_budget,
+                       "eta": eta, "hyperband": hyperband}
+        brackets = hyperband_brackets(min_budget, max_budget, eta)[:None if hyperband else 1]
+        self.rungs = [(n, r, i == 0) for bracket in brackets for i, (n, r) in enumerate(bracket)]
+        self.size = sum(n for n, _, _ in self.rungs)             # trials in all
+        self.k, self.todo, self.asked, self.told, self.budget = -1, [], [], {}, None
+
+    def ask(self, n=1):                               # [] while a rung waits, and at the end
+        _check_n(n)
+        asked = []
+        while len(asked) < n and (params := self._next()) not in (None, WAIT):
+            asked.append(params)
+        return asked
+
+    def _next(self, given=None):                     # run() passes `given` on resume
+        if not self.todo:                             # every point of this rung was asked
+            if len(self.told) < len(self.asked):
+                return WAIT
+            if self.k + 1 == len(self.rungs):
+                return None                           # every bracket is done
+            self.k += 1
+            n, self.budget, first = self.rungs[self.k]
+            if first:                                 # a bracket starts: new points
+                self.todo = [self.sampler._next() for _ in range(n)]
+            else:                                     # the best n of the rung just run
+                rank = sorted(self.told, key=lambda j: (_nan_last(self.told[j]), j))
+                self.todo = [self.asked[j] for j in rank[:n]]
+            self.asked, self.told = [], {}
+        params = self.todo.pop(0)
+        self.asked.append(params if given is None else given)
+        return self.asked[-1]
+
+    def tell(self, params, value):
+        _check_params(self.space, params)
+        key = _key(self.space, params)
+        free = [j for j, p in enumerate(self.asked) if j not in self.told
+                and _key(self.space, p) == key]
+        if not free:
+            raise ValueError(f"params {params!r} were not asked at this rung (budget "
+                             f"{self.budget}), or were told already")
+        self.told[free[0]] = _as_value(value)[0]
+
+
 # ----------------------------------------------------------------------------- the searches
 # run() (below the banner) is the loop. In its simplest form it is
 #     for k in range(n_trials):
@@ -441,6 +525,25 @@ def bayesian_search(objective, space, n_trials, seed=None, n_initial=None, **run
     return run(BayesianSearch(space, seed, n_initial), objective, n_trials,
                method="bayesian", **run_options)
 
+
+def successive_halving(objective, space, min_budget, max_budget, eta=3, seed=None,
+                       **run_options):
+    """One bracket of successive halving, objective(params, budget); returns a Result whose
+    best is the best trial at the largest budget reached."""
+    seed = _logged_seed(seed, run_options)
+    searcher = HalvingSearch(space, min_budget, max_budget, eta, seed)
+    _check_takes_budget(objective)
+    return run(searcher, objective, searcher.size, method="successive_halving", **run_options)
+
+
+def hyperband(objective, space, min_budget, max_budget, eta=3, seed=None, **run_options):
+    """Hyperband (Li et al. 2018): successive halving brackets from the most aggressive to
+    none, objective(params, budget); returns a Result (best: at the largest budget)."""
+    seed = _logged_seed(seed, run_options)
+    searcher = HalvingSearch(space, min_budget, max_budget, eta, seed, hyperband=True)
+    _check_takes_budget(objective)
+    return run(searcher, objective, searcher.size, method="hyperband", **run_options)
+
 # ---- engineering: safe to skip on a first read ----
 # Trial and Result; run(), the loop with its failures, workers and log; the input checks;
 # the mapping of extreme bounds; the Yeo-Johnson transform behind warp().
@@ -451,7 +554,8 @@ def bayesian_search(objective, space, n_trials, seed=None, n_initial=None, **run
 
 @dataclass
 class Trial:
-    """One finished evaluation. status: "ok" or "failed" (then value is nan, error says why)."""
+    """One finished evaluation. status: "ok" or "failed" (then value is nan, error says why);
+    budget: what it ran with, for successive halving (None for the other searches)."""
     number: int
     params: dict
     value: float
@@ -463,7 +567,8 @@ class Trial:
 
 @dataclass
 class Result:
-    """The trials of a search, in the order they finished, and the best of them."""
+    """The trials of a search, in the order they finished, and the best of them (among
+    those at the largest budget, for successive halving)."""
     trials: list = field(default_factory=list)
     method: str = ""
     interrupted: bool = False
@@ -471,6 +576,8 @@ class Result:
     @property
     def best_trial(self):
         ok = [t for t in self.trials if t.status == "ok"]
+        top = max((t.budget for t in ok if t.budget is not None), default=None)
+        ok = [t for t in ok if t.budget == top]       # multi-fidelity: the largest budget
         if not ok:
             raise ValueError(f"no successful trial: all {len(self.trials)} trials failed"
                              + (f" (first error: {self.trials[0].error})" if self.trials else ""))
@@ -513,7 +620,7 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
               "space": _describe(searcher.space), **searcher.config}
     log_file, logged = _open_log(log, header, searcher.space, resume) if log else (None, {})
     pool = _Pool(executor, n_jobs)
-    result, running = Result(method=method), {}   # running: future -> (number, params)
+    result, running = Result(method=method), {}   # future -> (number, params, budget)
     n_total = max([n_trials] + [k + 1 for k in logged])
     number, stop, ended = 0, None, False
 
@@ -533,26 +640,31 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
             while stop is None and number < n_total and len(running) < pool.workers:
                 params, trial = logged.get(number, (None, None))
                 params = searcher._next(params)       # the logged point, or a new one
+                if params is WAIT:                    # a rung of successive halving waits
+                    break
                 if params is None:                    # a grid has no more points
                     n_total = number
                     break
+                budget = getattr(searcher, "budget", None)   # HalvingSearch's alone
                 if trial is not None:                 # finished before the stop: reused
                     finish(trial, replayed=True)
                 else:
-                    _write(log_file, {"number": number, "params": _encode(searcher.space, params)})
-                    running[pool.submit(objective, copy.deepcopy(params), catch)] = (number, params)
+                    _write(log_file, {"number": number, "params": _encode(searcher.space, params),
+                                      "budget": budget})
+                    running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = \
+                        (number, params, budget)
                 number += 1
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: running[f][0]):
-                trial_number, params = running.pop(future)
+                trial_number, params, budget = running.pop(future)
                 try:
                     value, error, seconds = future.result()
                 except BrokenExecutor as e:           # a worker died: not the trial's fault
                     if pool.restart(future):          # run it again on a fresh pool
-                        running[pool.submit(objective, copy.deepcopy(params), catch)] = \
-                            (trial_number, params)
+                        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] \
+                            = (trial_number, params, budget)
                     elif stop is None:
                         stop = e
                     continue
@@ -560,7 +672,7 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
                     stop = e if stop is None else stop
                     continue
                 finish(Trial(trial_number, params, value, seconds,
-                             "ok" if error is None else "failed", error))
+                             "ok" if error is None else "failed", error, budget))
         if stop is not None:
             raise stop
         ended = True
@@ -694,6 +806,29 @@ def _check_params(space, params):
             raise ValueError(f"params[{name!r}] = {params[name]!r} is not a value of {dim}")
 
 
+def _nan_last(value):
+    return math.inf if math.isnan(value) else value
+
+
+def _check_budgets(min_budget, max_budget, eta):
+    if not (_is_int(min_budget) and _is_int(max_budget) and 0 < min_budget < max_budget):
+        raise ValueError(f"min_budget and max_budget must be ints with 0 < min_budget < "
+                         f"max_budget; got min_budget={min_budget!r}, max_budget={max_budget!r}")
+    if not _is_int(eta) or eta < 2:
+        raise ValueError(f"eta must be an int >= 2; got eta={eta!r}")
+
+
+def _check_takes_budget(objective):
+    """Successive halving calls objective(params, budget): say so now if it cannot."""
+    try:
+        inspect.signature(objective).bind({}, 1)
+    except TypeError:
+        raise TypeError(f"objective must take (params, budget) for successive halving; "
+                        f"{objective!r} takes {inspect.signature(objective)}") from None
+    except ValueError:                                # no signature to read (a builtin)
+        pass
+
+
 def _check_n(n):
     if not _is_int(n) or n < 1:
         raise ValueError(f"n must be an int >= 1; got {n!r}")
@@ -739,11 +874,12 @@ def _as_value(value):
     return value, None
 
 
-def _evaluate(objective, params, catch):
+def _evaluate(objective, params, catch, budget=None):
     """One trial, where it runs (this process or a worker): (value, error, seconds)."""
     t0 = time.perf_counter()
     try:
-        value, error = _as_value(objective(params))
+        value, error = _as_value(objective(params) if budget is None
+                                 else objective(params, budget))
     except catch as e:
         value, error = math.nan, f"{type(e).__name__}: {e}"
     return value, error, time.perf_counter() - t0
@@ -762,16 +898,16 @@ class _Pool:
             n_jobs if self.own else _n_workers(executor))
         self.live, self.progress = set(), True        # futures of the current pool
 
-    def submit(self, objective, params, catch):
+    def submit(self, objective, params, catch, budget):
         if self.executor is None:                     # run now; Ctrl-C passes straight up
             future = Future()
             try:
-                future.set_result(_evaluate(objective, params, catch))
+                future.set_result(_evaluate(objective, params, catch, budget))
             except Exception as e:
                 future.set_exception(e)
             return future
         try:
-            future = self.executor.submit(_evaluate, objective, params, catch)
+            future = self.executor.submit(_evaluate, objective, params, catch, budget)
         except Exception as e:                        # a broken executor refuses work
             future = Future()
             future.set_exception(e)
@@ -838,6 +974,7 @@ def _check_run(objective, n_trials, catch, callback, executor, n_jobs, log, resu
 def _print_trial(trial, result, n_trials, method):
     shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in trial.params.items())
+    shown += f"  budget={trial.budget}" if trial.budget is not None else ""
     value = f"{trial.value:.4g}" if trial.status == "ok" else f"failed ({trial.error})"
     best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
     print(f"{method + ' ' if method else ''}trial {len(result.trials)}/{n_trials}  {shown}  "

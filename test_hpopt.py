@@ -748,7 +748,7 @@ SMALL = {"x": hpopt.Real(-1, 1), "n": hpopt.Integer(0, 3)}
 
 
 def trial_set(result):
-    return sorted((t.number, tuple(t.params.items()), t.value) for t in result.trials)
+    return sorted((t.number, tuple(t.params.items()), t.value, t.budget) for t in result.trials)
 
 
 def test_executor_runs_give_the_trials_of_a_sequential_run():
@@ -775,9 +775,11 @@ def test_a_process_executor_needs_a_picklable_objective(tmp_path):
 
 
 KILL_KW = dict(grid=dict(n_points=4), random=dict(n_trials=12, seed=7),
-               bayesian=dict(n_trials=12, seed=7, n_initial=4))
+               bayesian=dict(n_trials=12, seed=7, n_initial=4),
+               hyperband=dict(min_budget=1, max_budget=9, seed=7))
 SEARCHES = dict(grid=hpopt.grid_search, random=hpopt.random_search,
-                bayesian=hpopt.bayesian_search)
+                bayesian=hpopt.bayesian_search, hyperband=hpopt.hyperband)
+KILL_N = dict(grid=16, random=12, bayesian=12, hyperband=9 + 3 + 1 + 5 + 1 + 3)
 KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
@@ -787,9 +789,13 @@ t.SEARCHES[method](t.slow_branin, t.BRANIN, log=log, n_jobs=jobs, **t.KILL_KW[me
 """
 
 
-def slow_branin(p):                                   # top level: picklable for processes
+def slow_branin(p, budget=None):                      # top level: picklable for processes
     time.sleep(0.05 if p["y"] < 7 else 0.4)           # a few slow trials, killed mid-run
-    return branin(p)
+    return fast_branin(p, budget)
+
+
+def fast_branin(p, budget=None):                      # a budget, for successive halving
+    return branin(p) + (0.0 if budget is None else 10.0 / budget)
 
 
 def log_records(path):
@@ -802,7 +808,7 @@ def finished_records(path):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-@pytest.mark.parametrize("method", ["grid", "random", "bayesian"])
+@pytest.mark.parametrize("method", ["grid", "random", "bayesian", "hyperband"])
 def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(method, jobs,
                                                                              tmp_path):
     log = str(tmp_path / "search.jsonl")
@@ -825,19 +831,19 @@ def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(met
 
     resumed = SEARCHES[method](slow_branin, BRANIN, log=log, resume=True, n_jobs=jobs,
                                **KILL_KW[method])
-    n = 16 if method == "grid" else 12
+    n = KILL_N[method]
     finished = [r["number"] for r in log_records(log) if "status" in r]
     assert sorted(finished) == list(range(n))         # each once: none lost, run twice, or skipped
     after = finished_records(log)
     assert all(after[k] == r for k, r in before.items())            # never relabelled
     assert all(after[k]["params"] == p for k, p in running.items())  # run again as asked
     assert sorted(t.number for t in resumed.trials) == list(range(n))
-    uninterrupted = SEARCHES[method](branin, BRANIN, **KILL_KW[method])
-    if jobs == 1:
+    uninterrupted = SEARCHES[method](fast_branin, BRANIN, **KILL_KW[method])
+    if jobs == 1 or method == "hyperband":           # (its rungs wait: parallel = sequential)
         assert trial_set(resumed) == trial_set(uninterrupted)
     elif method != "bayesian":                        # parallel: the same set of points
-        assert sorted(p for _, p, _ in trial_set(resumed)) == \
-            sorted(p for _, p, _ in trial_set(uninterrupted))
+        assert sorted(p for _, p, _, _ in trial_set(resumed)) == \
+            sorted(p for _, p, _, _ in trial_set(uninterrupted))
 
 
 @pytest.mark.parametrize("method", ["grid", "random", "bayesian"])
@@ -1010,6 +1016,77 @@ def test_searches_run_on_a_dask_cluster_through_its_executor():
                                       executor=executor)
     assert trial_set(random) == trial_set(hpopt.random_search(slow_square, SMALL, n_trials=8, seed=2))
     assert len(bayes.trials) == 10 and len({tuple(t.params.values()) for t in bayes.trials}) == 10
+
+
+# ============================================================================ hpopt.py: successive halving
+
+def test_hyperband_brackets_are_those_of_li_et_al_table_1():
+    # Li et al. (2018), Table 1: R = 81, eta = 3; each bracket's (n_i, r_i), typed from the paper
+    assert hpopt.hyperband_brackets(1, 81, 3) == [
+        [(81, 1), (27, 3), (9, 9), (3, 27), (1, 81)],
+        [(34, 3), (11, 9), (3, 27), (1, 81)],
+        [(15, 9), (5, 27), (1, 81)],
+        [(8, 27), (2, 81)],
+        [(5, 81)]]
+    assert hpopt.hyperband_brackets(2, 16, 2)[0] == [(8, 2), (4, 4), (2, 8), (1, 16)]
+    assert hpopt.hyperband_brackets(1, 10, 3)[0] == [(9, 1), (3, 3), (1, 10)]  # top rung: R
+
+
+def learning_curve(p, budget):
+    """Error falls with the budget towards each point's own final value."""
+    final = (p["x"] - 0.3) ** 2 + 0.1 * p["n"]
+    return final + (1 + p["x"]) / budget
+
+
+@pytest.mark.parametrize("search", [hpopt.successive_halving, hpopt.hyperband])
+def test_each_rung_promotes_exactly_its_best_1_over_eta(search):
+    result = search(learning_curve, SMALL, min_budget=1, max_budget=27, eta=3, seed=4)
+    brackets = hpopt.hyperband_brackets(1, 27, 3)[:None if search is hpopt.hyperband else 1]
+    trials = sorted(result.trials, key=lambda t: t.number)
+    start = 0
+    for bracket in brackets:
+        previous = None
+        for n, r in bracket:
+            rung, start = trials[start:start + n], start + n
+            assert {t.budget for t in rung} == {r}
+            if previous is not None:                  # brute force: the best n by value
+                best = sorted(previous, key=lambda t: t.value)[:n]
+                assert [tuple(t.params.items()) for t in rung] == \
+                    [tuple(t.params.items()) for t in best]
+            previous = rung
+    assert start == len(trials)
+    assert sum(t.budget for t in trials) == sum(n * r for b in brackets for n, r in b)
+    top = [t for t in trials if t.budget == 27]
+    assert result.best_value == min(t.value for t in top) and result.best_trial.budget == 27
+
+
+def test_failed_trials_are_never_promoted_before_a_success():
+    def sometimes_fails(p, budget):
+        return math.nan if p["n"] == 0 else learning_curve(p, budget)
+    result = hpopt.successive_halving(sometimes_fails, SMALL, 1, 9, seed=1)
+    first = [t for t in result.trials if t.budget == 1]
+    promoted = [t for t in result.trials if t.budget == 3]
+    n_ok = sum(t.status == "ok" for t in first)
+    assert all(t.params["n"] != 0 for t in promoted[:n_ok])
+
+
+def test_a_thread_pool_halving_run_spends_the_same_budget_on_the_same_points():
+    sequential = hpopt.hyperband(learning_curve, SMALL, 1, 9, seed=3)
+    with concurrent.futures.ThreadPoolExecutor(3) as executor:
+        threads = hpopt.hyperband(learning_curve, SMALL, 1, 9, seed=3, executor=executor)
+    assert trial_set(threads) == trial_set(sequential)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: hpopt.successive_halving(learning_curve, SMALL, 3, 3), ValueError, "min_budget"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 0, 9), ValueError, "0 < min_budget"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 1.0, 9), ValueError, "ints"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 1, 9, eta=1), ValueError, "eta"),
+    (lambda: hpopt.hyperband(slow_square, SMALL, 1, 9), TypeError, r"\(params, budget\)"),
+])
+def test_halving_rejects_bad_input_before_the_first_trial(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 # ============================================================================ nn.py
