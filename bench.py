@@ -1,7 +1,8 @@
-"""bench.py - two figures in README.md that the peer benchmarks do not give.
+"""bench.py - figures in README.md that the peer benchmarks do not give.
 
     python bench.py [--trials 16] [--jobs 2] [--repeats 3]
     python bench.py shapes [--epochs 7]
+    python bench.py lines | halving [--seeds 20] | ablation [--seeds 10] [--held-out]
 
 The first: a random search of CPU-bound trials (each trains nn.MLP on the demo's spirals),
 run sequentially and with n_jobs workers, alternating, `--repeats` times. Each process
@@ -12,17 +13,23 @@ median wall times and their ratio.
 deeper and wider versions of its small net, at batch 32 and 128, with the same data,
 learning rate and momentum, and BLAS on its default threads. One epoch of each in turn,
 `--epochs` times, in one process; prints median epoch times and the ratio.
+
+`lines`: the teaching core's lines of code. `halving`: successive halving and Hyperband
+against random search given the same total epochs, on a learning-curve objective.
+`ablation`: the Bayesian search with one of its numbers changed at a time, on the tuning
+half of ../shared/peers/functions.py (`--held-out`: the other half).
 """
 import os
 import sys
 
-if sys.argv[1:2] != ["shapes"]:
+if sys.argv[1:2] not in (["shapes"], ["lines"], ["halving"], ["ablation"]):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"                          # before numpy loads; workers inherit it
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -67,7 +74,133 @@ def shapes(epochs):
                   f" {a / b:14.2f}", flush=True)
 
 
+# ----------------------------------------------------------------------------- lines
+
+def core_lines(path):
+    """Code lines above the engineering banner: not blank, not comment-only, not docstring."""
+    import ast
+    src = open(path).read().splitlines()
+    banner = next(i for i, line in enumerate(src) if line.startswith("# ---- engineering"))
+    docstrings = set()
+    for node in ast.walk(ast.parse("\n".join(src))):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            docstrings.update(range(body[0].lineno - 1, body[0].end_lineno))
+    return sum(1 for i in range(banner) if src[i].strip()
+               and not src[i].strip().startswith("#") and i not in docstrings)
+
+
+def lines():
+    here = os.path.dirname(os.path.abspath(__file__))
+    counts = {name: core_lines(os.path.join(here, name)) for name in ("hpopt.py", "gp.py")}
+    for name, n in counts.items():
+        print(f"{name}: {n} lines of code in the teaching core")
+    print(f"together: {sum(counts.values())}")
+
+
+# ----------------------------------------------------------------------------- halving
+
+HALVING_SPACE = {"lr": hpopt.Real(1e-3, 1.0, log=True), "width": hpopt.Integer(1, 8),
+                 "dropout": hpopt.Real(0.0, 0.5)}
+
+
+def learning_curve(params, budget):
+    """A made-up training run: the error falls with the budget (epochs) towards each
+    configuration's own final error, faster with a larger learning rate; small learning
+    rates end best but learn slowly, the case where halving can cut a winner early."""
+    lr = math.log10(params["lr"])
+    final = 0.1 + 0.05 * (lr + 2.0) ** 2 + 0.01 * (params["width"] - 5) ** 2 \
+        + 0.2 * (params["dropout"] - 0.2) ** 2
+    speed = 0.02 + 0.5 * params["lr"]                       # per epoch
+    return final + (1.0 - final) * math.exp(-speed * budget)
+
+
+def halving(seeds, min_budget=1, max_budget=27, eta=3):
+    brackets = hpopt.hyperband_brackets(min_budget, max_budget, eta)
+    print(f"learning-curve objective, budgets {min_budget}..{max_budget}, eta={eta}, "
+          f"{seeds} seeds; final error = error at {max_budget} of the configuration returned")
+    print(f"{'method':26s} {'epochs':>7s} {'median':>8s} {'[25%, 75%]':>18s}")
+    for name, search, spent in [
+            ("successive_halving", hpopt.successive_halving, brackets[:1]),
+            ("hyperband", hpopt.hyperband, brackets)]:
+        epochs = sum(n * r for b in spent for n, r in b)
+        full = epochs // max_budget                   # random search: as many full trainings
+        rows = {name: [], f"random x{full} (same epochs)": []}
+        for seed in range(seeds):
+            best = search(learning_curve, HALVING_SPACE, min_budget, max_budget, eta,
+                          seed=seed).best_params
+            rows[name].append(learning_curve(best, max_budget))
+            best = hpopt.random_search(lambda p: learning_curve(p, max_budget), HALVING_SPACE,
+                                       n_trials=full, seed=seed).best_params
+            rows[f"random x{full} (same epochs)"].append(learning_curve(best, max_budget))
+        for method, errors in rows.items():
+            q1, q2, q3 = statistics.quantiles(errors, n=4)
+            print(f"{method:26s} {epochs:7d} {statistics.median(errors):8.4f} "
+                  f"  [{q1:.4f}, {q3:.4f}]")
+
+
+# ----------------------------------------------------------------------------- ablation
+
+ABLATION = [                                          # (row, constants of hpopt to set)
+    ("defaults", {}),
+    ("no local candidates", {"N_LOCAL": 0}),
+    ("no polish", {"POLISH_STEPS": ()}),
+    ("polish of two steps", {"POLISH_STEPS": (0.01, 0.001)}),
+    ("3 L-BFGS steps a refit", {"WARM_ITERS": 3}),
+    ("250 uniform candidates", {"N_CANDIDATES": 250}),
+    ("n_initial = q + 1", {"n_initial": "q+1"}),
+]
+TUNING = ["branin", "six_hump_camel", "hartmann3", "rosenbrock4", "ackley5", "mixed_hp"]
+HELD_OUT = ["goldstein_price", "shekel4", "michalewicz5", "dixon_price6", "powell4", "mixed_arch"]
+
+
+def ablation(seeds, budget, functions):
+    peers = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "shared", "peers")
+    sys.path.insert(0, peers)
+    try:
+        import functions as peer_functions
+    except ImportError:
+        sys.exit(f"bench.py ablation needs functions.py in {os.path.normpath(peers)}")
+    print(f"median log10 regret after {budget} evaluations over {seeds} seeds "
+          f"(regret = best - known minimum, floored at 1e-12; lower is better)")
+    print(f"{'':24s}" + "".join(f"{name[:10]:>11s}" for name in functions) + "       mean")
+    saved = {k: getattr(hpopt, k) for k in ("N_LOCAL", "POLISH_STEPS", "WARM_ITERS",
+                                            "N_CANDIDATES")}
+    for row, changes in ABLATION:
+        for name, value in changes.items():
+            if name != "n_initial":
+                setattr(hpopt, name, value)
+        medians = []
+        for name in functions:
+            spec = peer_functions.FUNCTIONS[name]
+            space = {k: hpopt.Choice(list(d.options)) if isinstance(d, peer_functions.Choice)
+                     else (hpopt.Integer if isinstance(d, peer_functions.Integer) else hpopt.Real)(
+                         d.low, d.high, log=d.log) for k, d in spec.space.items()}
+            n_initial = len(space) + 1 if changes.get("n_initial") else None
+            regrets = [math.log10(max(hpopt.bayesian_search(
+                spec.f, space, budget, seed=seed, n_initial=n_initial).best_value
+                - spec.f_min, 1e-12)) for seed in range(seeds)]
+            medians.append(statistics.median(regrets))
+        for name, value in saved.items():
+            setattr(hpopt, name, value)
+        print(f"{row:24s}" + "".join(f"{m:11.2f}" for m in medians)
+              + f"{statistics.fmean(medians):11.2f}", flush=True)
+
+
 def main():
+    if sys.argv[1:2] == ["lines"]:
+        return lines()
+    if sys.argv[1:2] in (["halving"], ["ablation"]):
+        ap = argparse.ArgumentParser(description=f"bench.py {sys.argv[1]}")
+        ap.add_argument("--seeds", type=int, default=20 if sys.argv[1] == "halving" else 10)
+        ap.add_argument("--budget", type=int, default=40)
+        ap.add_argument("--held-out", action="store_true", help="ablation: the held-out half")
+        args = ap.parse_args(sys.argv[2:])
+        if sys.argv[1] == "halving":
+            return halving(args.seeds)
+        return ablation(args.seeds, args.budget, HELD_OUT if args.held_out else TUNING)
     if sys.argv[1:2] == ["shapes"]:
         ap = argparse.ArgumentParser(description="bench.py shapes")
         ap.add_argument("--epochs", type=int, default=7)

@@ -1,4 +1,4 @@
-"""demo.py - grid, random and Bayesian search race to tune an MLP on the same budget.
+"""demo.py - grid, random and Bayesian search and successive halving race to tune an MLP.
 
     python demo.py                 # spirals, 30 trials per method
     python demo.py --quick         # a smaller race
@@ -6,8 +6,9 @@
 
 The story: a seeded data set, an objective (validation error of nn.MLP trained with the
 BLEND hyperparameters: Batch size, Learning rate, Epochs, Number of layers, Dropout), three
-searches with the same number of trials, one line per trial, then a table and a chart of
-the best validation error so far against the trial number. --plot also draws what the
+searches with the same number of trials and successive halving, which spends epochs as its
+budget (BLEND minus epochs is its space), one line per trial, then a table (with the epochs
+each method trained in all) and a chart of the best validation error so far. --plot also draws what the
 Bayesian search's GP believes and, in a second file, a 1-D Bayesian search step by step.
 """
 import argparse
@@ -23,7 +24,9 @@ import gp
 import hpopt
 import nn
 
-METHODS = ("grid", "random", "bayesian")
+METHODS = ("grid", "random", "bayesian", "halving")
+HALVING = {False: (5, 135), True: (9, 81)}     # (min, max) epochs, not --quick / --quick:
+# eta = 3 gives 27 nets at 5 epochs, 9 at 15, 3 at 45, 1 at 135 (9 at 9, 3 at 27, 1 at 81)
 
 
 # ----------------------------------------------------------------------------- data
@@ -105,6 +108,15 @@ def validation_error(params, train, val, n_classes):
     return math.nan if history["diverged"] else 1.0 - nn.accuracy(model, *val)
 
 
+def validation_error_after(params, epochs, train, val, n_classes):
+    """Successive halving's objective: the same, with the epochs as the budget."""
+    return validation_error({**params, "epochs": epochs}, train, val, n_classes)
+
+
+def epochs_of(trial):
+    return trial.budget if trial.budget is not None else trial.params["epochs"]
+
+
 def grid_space(space, budget):
     """The largest grid of at most `budget` points: add values to the dimensions in turn
     (learning rate first) while the product stays within the budget."""
@@ -136,6 +148,7 @@ def trial_line(method, n_trials):
             best[0] = min(best[0], trial.value)
         shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in trial.params.items())
+        shown += f" epochs={trial.budget}" if trial.budget is not None else ""
         value = f"{trial.value:.3f}" if trial.status == "ok" else "failed"
         print(f"{method:8s} trial {trial.number + 1:2d}/{n_trials}  {shown:62s} "
               f"val error {value}  best {best[0]:.3f}  {trial.seconds:5.2f}s", flush=True)
@@ -273,7 +286,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Grid vs random vs Bayesian search on an MLP.")
     ap.add_argument("--budget", type=int, default=None, help="trials per method (default 30; 12 with --quick)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of grid,random,bayesian")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of grid,random,bayesian,halving")
     ap.add_argument("--quick", action="store_true", help="a small race for a first look")
     ap.add_argument("--jobs", type=int, default=1, help="trials run in parallel (processes)")
     ap.add_argument("--data", default="spirals", help="spirals, digits, or a .csv/.npz path")
@@ -307,24 +320,31 @@ def main(argv=None):
             searcher, n_trials = hpopt.GridSearch(grid, n_points=1), math.prod(counts.values())
         elif method == "random":
             searcher, n_trials = hpopt.RandomSearch(space, seed=args.seed), budget
-        else:
+        elif method == "bayesian":
             searcher = bayes = hpopt.BayesianSearch(space, seed=args.seed, n_initial=min(5, budget))
             n_trials = budget
-        results[method] = hpopt.run(searcher, objective, n_trials, method=method,
-                                    callback=trial_line(method, n_trials), **options)
+        else:                                         # epochs are the budget, not a dimension
+            searcher = hpopt.HalvingSearch({k: d for k, d in space.items() if k != "epochs"},
+                                           *HALVING[args.quick], eta=3, seed=args.seed)
+            n_trials = searcher.size
+        results[method] = hpopt.run(
+            searcher, objective if method != "halving" else functools.partial(
+                validation_error_after, train=train, val=val, n_classes=n_classes),
+            n_trials, method=method, callback=trial_line(method, n_trials), **options)
         walls[method] = time.perf_counter() - t0
 
     print(f"\n{'method':9s} {'best val error':>14s} {'test accuracy':>13s} {'trials':>7s} "
-          f"{'wall s':>7s}  note")
+          f"{'epochs':>7s} {'wall s':>7s}  note")
     for method, result in results.items():
         try:
-            best = result.best_params
+            best = {**result.best_params, "epochs": epochs_of(result.best_trial)}
         except ValueError:
             print(f"{method:9s} {'all failed':>14s}")
             continue
         model, _ = fit_model(best, train, n_classes)  # retrain the best, score it on test
+        epochs = sum(epochs_of(t) for t in result.trials)
         print(f"{method:9s} {result.best_value:14.3f} {nn.accuracy(model, *test):13.3f} "
-              f"{len(result.trials):7d} {walls[method]:7.1f}  {notes.get(method, '')}")
+              f"{len(result.trials):7d} {epochs:7d} {walls[method]:7.1f}  {notes.get(method, '')}")
     print()
     print(ascii_chart({m: r.best_so_far for m, r in results.items()}))
     if args.plot:

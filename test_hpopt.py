@@ -1060,6 +1060,13 @@ def test_each_rung_promotes_exactly_its_best_1_over_eta(search):
     assert result.best_value == min(t.value for t in top) and result.best_trial.budget == 27
 
 
+def test_the_best_is_taken_at_the_largest_budget_reached():
+    overfits = lambda p, budget: budget + p["x"]      # lowest values at the smallest budget
+    result = hpopt.successive_halving(overfits, SMALL, 1, 9, seed=0)
+    assert result.best_trial.budget == 9
+    assert result.best_value == min(t.value for t in result.trials if t.budget == 9)
+
+
 def test_failed_trials_are_never_promoted_before_a_success():
     def sometimes_fails(p, budget):
         return math.nan if p["n"] == 0 else learning_curve(p, budget)
@@ -1357,11 +1364,17 @@ def test_the_quick_demo_prints_a_line_per_trial_a_table_and_a_chart(capsys):
     results = demo.main(["--quick", "--budget", "5"])
     out = capsys.readouterr().out
     assert "method" in out and "test accuracy" in out and "best validation error so far" in out
-    assert len(re.findall(r"^(grid|random|bayesian) +trial", out, re.M)) == sum(
+    assert len(re.findall(r"^(grid|random|bayesian|halving) +trial", out, re.M)) == sum(
         len(r.trials) for r in results.values())
     for method in ("random", "bayesian"):
         assert len(results[method].trials) == 5
     assert len(results["grid"].trials) <= 5
+    halving = results["halving"].trials                # 9 nets at 9 epochs, 3 at 27, 1 at 81
+    assert [t.budget for t in halving] == [9] * 9 + [27] * 3 + [81]
+    table = {line.split()[0]: line.split() for line in out.splitlines()
+             if line.split()[:1] in (["grid"], ["halving"]) and "trial" not in line}
+    assert int(table["halving"][4]) == 9 * 9 + 3 * 27 + 81     # the epochs column
+    assert int(table["grid"][4]) == sum(t.params["epochs"] for t in results["grid"].trials)
 
 
 def test_the_demo_plot_writes_two_pngs(tmp_path, capsys):
