@@ -54,7 +54,7 @@ def matern52_of_r2(r2, derivative=True):
 
     k = (1 + s + s^2/3) exp(-s),  s = sqrt(5 r2)          GPML eq. 4.17 with nu = 5/2
     dk/dr2 = -(5/6) (1 + s) exp(-s)   (finite at r2 = 0: no division by r)
-    r2: any shape  returns: k (shape of r2), and dk/dr2 (None unless derivative)
+    r2: an array of any shape  returns: k (shape of r2), and dk/dr2 (None unless derivative)
     """
     s = 5.0 * r2                                      # (shape of r2); in place below: each
     np.sqrt(s, out=s)                                 # pass over a large (n, m) costs time

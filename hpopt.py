@@ -31,7 +31,7 @@ References:
   M. D. McKay, R. J. Beckman & W. J. Conover, "A Comparison of Three Methods for Selecting
     Values of Input Variables in the Analysis of Output from a Computer Code",
     Technometrics 21, 1979 (Latin hypercube sampling).
-Depends on: numpy and gp.py (same folder); Python 3.10 or newer. Licence: MIT.
+Depends on: numpy and gp.py (same folder); Python 3.9 or newer. Licence: MIT.
 """
 import copy
 import inspect
@@ -113,7 +113,7 @@ class Integer:
     def from_unit(self, u):
         return min(max(int(round(float(_unit_to_number(self, u)))), self.low), self.high)
 
-    def snap(self, u):                                # (m,) -> (m,) centre of each int's cell
+    def snap(self, u):                                # (m,) -> (m,) the u of each int
         return self.to_unit(np.clip(np.round(_unit_to_number(self, u)), self.low, self.high))
 
 
@@ -270,15 +270,18 @@ class RandomSearch:
         _check_params(self.space, params)
 
 # ----------------------------------------------------------------------------- Bayesian search
-# Each number here was kept because taking it out made the search worse on the tuning half
-# of ../shared/peers/functions.py; README.md, "What each number buys", has the ablation.
-N_CANDIDATES = 500              # uniform candidates scored by log EI at each ask,
+# Each number here was kept because changing it made the search worse on the tuning half
+# of ../shared/peers/functions.py: "worse" below is the rise of the mean over its six
+# functions of the median log10 regret after 40 evaluations (README.md, "What each number
+# buys", has the table; python bench.py ablation reruns it).
+N_CANDIDATES = 500              # uniform candidates scored by log EI at each ask (250: 0.69
+                                # worse on mixed_hp),
 N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u)
-                                # from the best trial: without them, 0.57 worse
+                                # from the best trial: without them, 0.66 worse
 POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best 5 move by shrinking steps:
-                                # without, 0.17 worse; with two steps, 0.19 worse
+                                # without, 0.69 worse; two steps, 0.72 worse on mixed_hp
 WARM_ITERS = 10                 # L-BFGS steps of each GP refit, from the previous fit:
-                                # 0.19 better than 3 steps, at a little more time
+                                # 3 steps are 0.19 worse
 
 
 class BayesianSearch:
@@ -301,7 +304,7 @@ class BayesianSearch:
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
         self.pending, self.seen = {}, set()           # asked, not told: key -> u; every key
         self.gp = gp.GP("matern52", log_prior=gp.bo_log_prior)   # MAP fit (gp.py)
-        rng = np.random.default_rng([self.seed, 2 ** 32])
+        rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # one per stratum
 
@@ -319,14 +322,14 @@ class BayesianSearch:
         rng = np.random.default_rng([self.seed, number])
         if number < self.n_initial:
             ranked = self.design[number:number + 1]              # (1, q) 1. initial design
-        elif (best := self._fit_gp(number)) is None:             # 2. fit the GP
+        elif (best := self._fit_gp(number)) is None:             # 2. fit the GP to the trials
             ranked = rng.uniform(size=(1, q))                    # (1, q) no success yet
         elif given is None:
             def log_ei(U):                                       # (m, q) -> (m,)
                 mean, std = self.gp.predict(gp_inputs(self.space, U), return_std=True)
-                return gp.log_expected_improvement(mean, std, best)   # 4. score by log EI
-            ranked, _ = maximize_acquisition(log_ei, self._candidates(rng),  # 3. candidates
-                                             lambda U: snap(self.space, U), rng)
+                return gp.log_expected_improvement(mean, std, best)   # 3. score: log EI
+            ranked, _ = maximize_acquisition(log_ei, self._candidates(rng),  # 4. candidates,
+                                             lambda U: snap(self.space, U), rng)  # polished
         if given is None:                                        # 5. the best one not asked
             for u in list(ranked) + list(rng.uniform(size=(100, q))):  # (random if all were)
                 given = from_unit(self.space, u)
@@ -356,7 +359,7 @@ class BayesianSearch:
             (1, 16, 200) if first else (0, 0, WARM_ITERS)
         y = warp(y)                                   # (n,) nearer a Gaussian, same order
         try:
-            self.gp.fit(X, y, rng=np.random.default_rng([self.seed, number, 1]))
+            self.gp.fit(X, y, rng=np.random.default_rng([self.seed, number, 1]))  # own stream
         except (ValueError, np.linalg.LinAlgError) as e:
             warnings.warn(f"BayesianSearch: GP fit failed ({e}); asking a random point")
             return None
@@ -406,10 +409,10 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
 
     A monotone map: it keeps the order of the values (so the argmin) and makes their
     distribution closer to the Gaussian the GP assumes: a few huge values far above the
-    best are compressed (lambda < 1), a few lone good values below a plateau spread out
-    (lambda > 1). The profile log-likelihood of lambda is
-    -n/2 log var(t) + (lambda - 1) sum sign(z) log(1 + |z|).  As in HEBO (Cowen-Rivers et
-    al., JAIR 2022).  y: (n,)  returns: (n,)
+    best are compressed (lambda < 1); a plateau of similar values above a few lone good ones
+    is spread out (lambda > 1), so that the GP sees the differences within it. The profile
+    log-likelihood of lambda is -n/2 log var(t) + (lambda - 1) sum sign(z) log(1 + |z|).
+    As in HEBO (Cowen-Rivers et al., JAIR 2022).  y: (n,)  returns: (n,)
     """
     if y.max() == y.min() or not y.std() > 0:        # all equal (std may round to 3e-17,
         return y                                      # or underflow to 0): nothing to warp
@@ -500,7 +503,8 @@ class HalvingSearch:
 
 
 # ----------------------------------------------------------------------------- the searches
-# run() (below the banner) is the loop. In its simplest form it is
+# run() (below the banner) is the loop. In its simplest form (successive halving also
+# passes searcher.budget to the objective) it is
 #     for k in range(n_trials):
 #         params = searcher.ask()[0]
 #         searcher.tell(params, objective(params))
