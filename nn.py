@@ -32,11 +32,11 @@ import numpy as np
 
 try:
     import numba
-    njit = numba.njit(cache=True, error_model="numpy")  # x / 0 gives inf as in NumPy, and
-except ImportError:                                     # no zero check blocks SIMD loops
+    njit = numba.njit(cache=True)       # compiled once, then loaded from __pycache__
+except ImportError:
     numba = None
 
-    def njit(f):                                        # the NumPy functions run instead
+    def njit(f):                        # the NumPy functions run instead (USE_NUMBA False)
         return f
 
 try:
@@ -48,8 +48,9 @@ except ImportError:
 # L: weight layers. sizes = [n_in, h_1, ..., h_{L-1}, c]. Layer l maps A_{l-1} -> A_l:
 # Z_l = A_{l-1} W_l + b_l (pre-activation), H_l = f(Z_l), A_l = H_l * M_l (dropout mask).
 # All parameters live in one flat buffer theta (P,); W[l] (h_in, h_out) and b[l] are views.
+# Backward: G_l = dL/dZ_l (b, h_l); dW[l], db[l] are the gradients, shaped like W[l], b[l].
 
-ACTIVATIONS = {"relu": 0, "tanh": 1}
+ACTIVATIONS = {"relu": 0, "tanh": 1}    # the Numba twins take the number
 
 # ----------------------------------------------------------------------------- data
 
@@ -168,7 +169,7 @@ def hidden_forward_nb(H, b, activation, rows, key, p, scale, M, A):
     dropout A is H and M stays all ones."""
     batch, h = H.shape
     for i in range(batch):
-        counter = key + np.uint64(rows[i]) * np.uint64(h)         # dropout_mask's counter
+        counter = np.uint64(key) + np.uint64(rows[i]) * np.uint64(h)  # as in dropout_mask
         for j in range(h):
             z = H[i, j] + b[j]
             H[i, j] = (0.0 if z < 0 else z) if activation == 0 else np.tanh(z)  # NaN stays
@@ -379,8 +380,9 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
 def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
               decay, keys, max_loss):
     """The same epoch with the twins (CPU, numba): the same steps on arrays made once."""
-    real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], model.dropout
-    lr, momentum, weight_decay, scale = real(lr), real(momentum), real(weight_decay), real(1 / (1 - p))
+    real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], float(model.dropout)
+    lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # see above
+    scale = real(1 / (1 - p))                                       # dropout's 1 / (1 - p)
     total, grad = 0.0, np.zeros_like(model.theta)                   # (P,) gradient buffer
     dW, db = layer_views(grad, model.sizes)
     work = {b: _work_arrays(model.sizes, b, p, model.dtype)         # the full batch size and
