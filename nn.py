@@ -381,7 +381,7 @@ def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocit
               decay, keys, max_loss):
     """The same epoch with the twins (CPU, numba): the same steps on arrays made once."""
     real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], float(model.dropout)
-    lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # see above
+    lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # float32 stays
     scale = real(1 / (1 - p))                                       # dropout's 1 / (1 - p)
     total, grad = 0.0, np.zeros_like(model.theta)                   # (P,) gradient buffer
     dW, db = layer_views(grad, model.sizes)
@@ -406,11 +406,12 @@ def _work_arrays(sizes, batch, p, dtype):
     """What forward_nb and backward_nb fill, for batches of `batch` rows: A [(b, n_in),
     (b, h_1), ...], H and M [(b, h_l)] per hidden layer (without dropout A_l is H_l and M_l
     is ones), Z (b, c), G [(b, h_1), ..., (b, c)], and the batch's labels (b,)."""
-    H = [np.empty((batch, h), dtype) for h in sizes[1:-1]]
+    H = [np.empty((batch, h), dtype) for h in sizes[1:-1]]                # (b, h_l) each
     A = [np.empty((batch, sizes[0]), dtype)] + ([np.empty_like(x) for x in H] if p > 0 else H)
-    M = [(np.empty_like if p > 0 else np.ones_like)(x) for x in H]
-    G = [np.empty((batch, h), dtype) for h in sizes[1:]]
-    return A, H, M, np.empty((batch, sizes[-1]), dtype), G, np.empty(batch, np.int64)
+    M = [(np.empty_like if p > 0 else np.ones_like)(x) for x in H]        # (b, h_l) each
+    G = [np.empty((batch, h), dtype) for h in sizes[1:]]                  # (b, h_l), (b, c)
+    Z, y = np.empty((batch, sizes[-1]), dtype), np.empty(batch, np.int64)  # (b, c), (b,)
+    return A, H, M, Z, G, y
 
 
 DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
