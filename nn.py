@@ -4,13 +4,13 @@ The model the searches tune; its hyperparameters are BLEND: Batch size, Learning
 Epochs, Number of layers, Dropout rate.
 
 The forward pass, softmax cross-entropy, backpropagation and the SGD update are plain
-NumPy functions: the code to read. Each hot step has a Numba twin right after it that
-fuses the elementwise work, and one compiled function runs a whole epoch, calling numpy's
-own BLAS for the matrix products (a Python loop per mini-batch costs more than the
-arithmetic of a small net). Without numba, or when numpy's BLAS cannot be found, the NumPy
-functions run. With device="gpu" the NumPy functions run on CuPy arrays.
-The first training run of a process compiles that epoch function (about 2 s; README.md
-has the figures) and Numba caches it in __pycache__, so later processes load it instead.
+NumPy functions: the code to read. Each elementwise step has a Numba twin right after it,
+a short loop that fuses the step with its neighbours (bias, activation, dropout; the
+gradient and its column sums) and writes into arrays made once per `train` call. The
+matrix products stay numpy's `@` (its BLAS), called from a Python loop over mini-batches
+that mirrors the reference loop. Without numba the NumPy functions run; with device="gpu"
+they run on CuPy arrays. The first training run of a process compiles the twins (about
+2 s; README.md has the figures) and Numba caches them in __pycache__ for later processes.
 
 References:
   D. E. Rumelhart, G. E. Hinton & R. J. Williams, "Learning representations by
@@ -26,24 +26,18 @@ References:
     OOPSLA 2014 (splitmix64, used here as a counter-based generator for dropout masks).
 Depends on: numpy; numba (optional, for speed); cupy (optional, device="gpu"). Licence: MIT.
 """
-import contextlib
-import ctypes
 import math
-import os
-import threading
 
 import numpy as np
 
 try:
     import numba
-    njit = numba.njit(cache=True)
-    njit_inline = numba.njit(cache=True, inline="always")  # pasted into the epoch: compiles
-except ImportError:                                         # faster than separate calls
+    njit = numba.njit(cache=True)       # compiled once, then loaded from __pycache__
+except ImportError:
     numba = None
 
-    def njit(f):                                            # the NumPy functions run instead
+    def njit(f):                        # the NumPy functions run instead (USE_NUMBA False)
         return f
-    njit_inline = njit
 
 try:
     import cupy
@@ -54,8 +48,9 @@ except ImportError:
 # L: weight layers. sizes = [n_in, h_1, ..., h_{L-1}, c]. Layer l maps A_{l-1} -> A_l:
 # Z_l = A_{l-1} W_l + b_l (pre-activation), H_l = f(Z_l), A_l = H_l * M_l (dropout mask).
 # All parameters live in one flat buffer theta (P,); W[l] (h_in, h_out) and b[l] are views.
+# Backward: G_l = dL/dZ_l (b, h_l); dW[l], db[l] are the gradients, shaped like W[l], b[l].
 
-ACTIVATIONS = {"relu": 0, "tanh": 1}
+ACTIVATIONS = {"relu": 0, "tanh": 1}    # the Numba twins take the number
 
 # ----------------------------------------------------------------------------- data
 
@@ -154,13 +149,10 @@ def _gpu_available():
         return False
 
 # ----------------------------------------------------------------------------- forward
-# Each step: the NumPy reference, then its Numba twin (same result, fused loops, in place).
-# The twins work like BLAS, on blocks of flat buffers: "the (b, h) block of Z at `at`" is
-# Z[at : at + b * h] read row-major, so element [i, j] is Z[at + i * h + j]. The compiled
-# epoch then passes whole buffers and offsets, never views: each view it made added to
-# Numba's compile time. Offsets and sizes become unsigned (np.uint64) on the way in:
-# Numba wraps a negative index around, and the check for one, in every access, would keep
-# LLVM from vectorising the loops.
+# Each step: the NumPy reference, then its Numba twin: the same arithmetic as a loop over
+# [i, j], fused with the step next to it and writing into an array it is given (no new
+# arrays per batch). Scalars come in the arrays' dtype: a Python float would turn float32
+# loops into float64 ones.
 
 
 def hidden_forward(Z, b, activation):
@@ -169,22 +161,21 @@ def hidden_forward(Z, b, activation):
     return np.maximum(Z, 0) if activation == "relu" else np.tanh(Z)
 
 
-@njit_inline
-def hidden_forward_nb(Z, M, A, at, b, h, theta, bias_at, rows, start, act, p, key):
-    """Twin of hidden_forward, in place, fused with inverted dropout: the (b, h) block of Z
-    at `at` becomes H = f(Z + bias), bias = theta[bias_at : bias_at + h]; if p > 0, the same
-    blocks of M and A get M = dropout_mask(key, rows[start : start + b], h, p) and H * M."""
-    at, b, h, bias_at = np.uint64(at), np.uint64(b), np.uint64(h), np.uint64(bias_at)
-    start = np.uint64(start)
-    for i in range(b):
-        counter = np.uint64(key) + np.uint64(rows[start + i]) * np.uint64(h)
+@njit
+def hidden_forward_nb(H, b, activation, rows, key, p, scale, M, A):
+    """Twin of hidden_forward and of forward's dropout line, in place: H (b, h) holds
+    Z = A W on entry and H = f(Z + b) on exit (activation 0: relu, 1: tanh). If p > 0,
+    also M = dropout_mask(key, rows, h, p) (scale = 1 / (1 - p)) and A = H * M; without
+    dropout A is H and M stays all ones."""
+    batch, h = H.shape
+    for i in range(batch):
+        counter = np.uint64(key) + np.uint64(rows[i]) * np.uint64(h)  # as in dropout_mask
         for j in range(h):
-            k = at + i * h + j                                      # [i, j] of the block
-            z = Z[k] + theta[bias_at + j]
-            Z[k] = (0.0 if z < 0 else z) if act == 0 else np.tanh(z)   # NaN stays NaN
+            z = H[i, j] + b[j]
+            H[i, j] = (0.0 if z < 0 else z) if activation == 0 else np.tanh(z)  # NaN stays
             if p > 0:
-                M[k] = (_uniform_nb(counter + np.uint64(j)) >= p) / (1 - p)
-                A[k] = Z[k] * M[k]
+                M[i, j] = scale if _uniform_nb(counter + np.uint64(j)) >= p else 0.0
+                A[i, j] = H[i, j] * M[i, j]
 
 
 def softmax(logits):
@@ -206,31 +197,28 @@ def softmax_cross_entropy(logits, y):
     return float(loss), G / len(y)
 
 
-@njit_inline
-def softmax_cross_entropy_nb(G, b, c, y, theta, bias_at, grad):
-    """Twin of softmax_cross_entropy(Z + bias, y), in place: the (b, c) block of G at 0
-    holds Z on entry and dL/dZ on exit; bias = theta[bias_at : bias_at + c], y (>= b,);
-    db = column sums of dL/dZ go to grad[bias_at : bias_at + c]. Returns the loss."""
-    b, c, bias_at, loss = np.uint64(b), np.uint64(c), np.uint64(bias_at), 0.0
+@njit
+def softmax_cross_entropy_nb(Z, b, y, G, db):
+    """Twin of softmax_cross_entropy(Z + b, y): the logits' bias added on the fly; writes
+    dL/dlogits into G (b, c) and its column sums into db (c,) (backward's db of the last
+    layer); returns the loss.  Z: (b, c) = A W of the last layer  y: (b,)"""
+    batch, c = Z.shape
+    loss = 0.0
     for k in range(c):
-        grad[bias_at + k] = 0
-    for i in range(b):
-        row = i * c                                                 # G[row + k] = [i, k]
-        true = np.uint64(y[i])
-        z_true = G[row + true] + theta[bias_at + true]              # read before G changes
-        top = G[row] + theta[bias_at]
+        db[k] = 0
+    for i in range(batch):
+        top = Z[i, 0] + b[0]                                        # max_k z_ik
         for k in range(1, c):
-            z = G[row + k] + theta[bias_at + k]
-            top = z if z > top else top
+            top = max(top, Z[i, k] + b[k])
         total = 0.0
         for k in range(c):
-            G[row + k] = math.exp(G[row + k] + theta[bias_at + k] - top)
-            total += G[row + k]
-        loss += math.log(total) + top - z_true
+            G[i, k] = math.exp(Z[i, k] + b[k] - top)                # exp(z - max z)
+            total += G[i, k]
+        loss += math.log(total) + top - (Z[i, y[i]] + b[y[i]])      # logsumexp(z) - z_y
         for k in range(c):
-            G[row + k] = (G[row + k] / total - (k == true)) / b
-            grad[bias_at + k] += G[row + k]
-    return loss / b
+            G[i, k] = (G[i, k] / total - (k == y[i])) / batch       # (softmax - onehot) / b
+            db[k] += G[i, k]
+    return loss / batch
 
 
 def forward(W, b, X, activation, masks=None):
@@ -245,6 +233,16 @@ def forward(W, b, X, activation, masks=None):
         A.append(H[-1] if masks is None else H[-1] * masks[l])      # (b, h_l)
     return A, H, A[-1] @ W[-1] + b[-1]                              # (b, c)
 
+
+def forward_nb(W, b, A, H, M, Z, rows, keys, activation, p, scale):
+    """Twin of forward into the arrays of _work_arrays: A[0] holds the batch of X; fills
+    H, M and A[1:], and Z (b, c) = A_{L-1} W_L, the logits without their bias (which
+    softmax_cross_entropy_nb adds). Products by numpy's @ (BLAS), the rest by the twin."""
+    for l in range(len(W) - 1):
+        np.matmul(A[l], W[l], out=H[l])                             # (b, h_l) Z_l = A W
+        hidden_forward_nb(H[l], b[l], activation, rows, keys[l], p, scale, M[l], A[l + 1])
+    np.matmul(A[-1], W[-1], out=Z)                                  # (b, c)
+
 # ----------------------------------------------------------------------------- backward
 
 
@@ -256,23 +254,19 @@ def hidden_backward(G, H, mask, activation):
     return G * (H > 0) if activation == "relu" else G * (1 - H * H)
 
 
-@njit_inline
-def hidden_backward_nb(G, g_at, H, M, at, b, h, act, grad, bias_at):
-    """Twin of hidden_backward, in place on the (b, h) block of G at g_at, with H and M the
-    blocks at `at` (M all ones without dropout: one loop, not two to compile);
-    db = column sums go to grad[bias_at : bias_at + h]."""
-    g_at, at, b, h = np.uint64(g_at), np.uint64(at), np.uint64(b), np.uint64(h)
-    bias_at = np.uint64(bias_at)
+@njit
+def hidden_backward_nb(G, H, M, activation, db):
+    """Twin of hidden_backward, in place on G (b, h), M the mask (all ones without
+    dropout); also db (h,) = G.sum(axis=0) of the result, backward's next line."""
+    batch, h = G.shape
+    one = np.float32(1)                     # an int 1 would turn float32 into float64
     for j in range(h):
-        grad[bias_at + j] = 0
-    for i in range(b):
+        db[j] = 0
+    for i in range(batch):
         for j in range(h):
-            k = i * h + j                                           # [i, j] of the block
-            g = G[g_at + k] * M[at + k]
-            one = np.float32(1)                 # an int 1 would turn float32 into float64
-            g = g * (H[at + k] > 0) if act == 0 else g * (one - H[at + k] * H[at + k])
-            G[g_at + k] = g
-            grad[bias_at + j] += g
+            g = G[i, j] * M[i, j]
+            G[i, j] = g * (H[i, j] > 0) if activation == 0 else g * (one - H[i, j] * H[i, j])
+            db[j] += G[i, j]
 
 
 def backward(W, A, H, masks, G, activation):
@@ -288,6 +282,16 @@ def backward(W, A, H, masks, G, activation):
                                 activation)                         # (b, h_in)
     return dW, db
 
+
+def backward_nb(W, A, H, M, G, dW, db, activation):
+    """Twin of backward into given arrays: G[l] is dL/dZ of layer l (b, h_l), G[-1] filled
+    by softmax_cross_entropy_nb (with db[-1]); fills dW, the other db and G."""
+    for l in reversed(range(len(W))):
+        np.matmul(A[l].T, G[l], out=dW[l])                          # (h_in, h_out)
+        if l:
+            np.matmul(G[l], W[l].T, out=G[l - 1])                   # (b, h_in) dL/dA
+            hidden_backward_nb(G[l - 1], H[l - 1], M[l - 1], activation, db[l - 1])
+
 # ----------------------------------------------------------------------------- update
 
 
@@ -299,9 +303,9 @@ def sgd_momentum(theta, velocity, grad, lr, momentum, weight_decay, decay):
     theta += velocity
 
 
-@njit_inline
+@njit
 def sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay):
-    """Twin of sgd_momentum: one pass over the flat parameter buffer."""
+    """Twin of sgd_momentum: one pass over the parameters (P,)."""
     for i in range(theta.shape[0]):
         velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
         theta[i] += velocity[i]
@@ -337,7 +341,7 @@ def dropout_mask(key, rows, h, p, dtype, xp=np):
     return ((u >= p) / (1 - p)).astype(dtype)
 
 
-@njit_inline
+@njit
 def _uniform_nb(z):
     """Twin of the uniform draw in dropout_mask for one uint64 counter."""
     z = z + np.uint64(0x9E3779B97F4A7C15)
@@ -373,138 +377,46 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
     return total / len(perm)
 
 
-ROW_MAJOR, N, T = 101, 111, 112  # CBLAS's codes: row-major, a matrix as it is, transposed
-
-
-@njit
-def _epoch_nb(theta, velocity, grad, decay, sizes, w_at, b_at, X, y, perm, batch, lr,
-              momentum, weight_decay, act, p, keys, max_loss, width, A_all, H_all, M_all, G,
-              yb, gemm):
-    """The same epoch as _epoch_numpy in one compiled call: the twins above for the
-    elementwise work, gemm (numpy's BLAS, through ctypes) for the matrix products:
-    gemm(order, op(A), op(B), m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) computes
-    C (m, n) = alpha op(A) op(B) + beta C, each matrix given by its address and row stride.
-    W_l starts at theta[w_at[l]], b_l at theta[b_at[l]] (grad has theta's layout). The work
-    buffers (from _epoch_buffers) are flat, in blocks of width = batch * max(sizes): block l
-    of A_all holds the input of layer l (block 0: the batch of X), block l of H_all and M_all
-    that layer's H and mask (p = 0: A_all is H_all and M_all ones); G holds dL/dZ of one
-    layer in one half and of the layer below in the other."""
-    L, n, n_in = len(sizes) - 1, len(perm), np.uint64(sizes[0])
-    c, total = sizes[L], 0.0
-    size = theta.itemsize                                           # BLAS takes addresses:
-    theta_, grad_, A_, H_, G_ = (theta.ctypes.data, grad.ctypes.data,   # x_ + at * size is
-                                 A_all.ctypes.data, H_all.ctypes.data, G.ctypes.data)  # &x[at]
-    for start in range(0, n, batch):
-        b = batch if start + batch <= n else n - start             # the last batch may be short
-        for i in range(b):                                          # gather the batch
-            yb[i] = y[perm[start + i]]
-            for j in range(n_in):
-                A_all[np.uint64(i) * n_in + j] = X[perm[start + i], j]
-        for l in range(L):                                          # forward
-            h_in, h_out = sizes[l], sizes[l + 1]
-            at = (l + 1) * width if l < L - 1 else 0                # Z's block in H_all, or
-            Z = (H_ if l < L - 1 else G_) + at * size               # in G for the logits
-            gemm(ROW_MAJOR, N, N, b, h_out, h_in, 1.0, A_ + l * width * size, h_in,
-                 theta_ + w_at[l] * size, h_out, 0.0, Z, h_out)      # Z = A W
-            if l < L - 1:                                           # bias, f, dropout
-                hidden_forward_nb(H_all, M_all, A_all, at, b, h_out, theta, b_at[l], perm, start,
-                                  act, p, keys[l])
-        loss = softmax_cross_entropy_nb(G, b, c, yb, theta, b_at[L - 1], grad)
-        if not loss <= max_loss:                                    # diverged: stop now
+def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
+              decay, keys, max_loss):
+    """The same epoch with the twins (CPU, numba): the same steps on arrays made once."""
+    real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], float(model.dropout)
+    lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # float32 stays
+    scale = real(1 / (1 - p))                                       # dropout's 1 / (1 - p)
+    total, grad = 0.0, np.zeros_like(model.theta)                   # (P,) gradient buffer
+    dW, db = layer_views(grad, model.sizes)
+    work = {b: _work_arrays(model.sizes, b, p, model.dtype)         # the full batch size and
+            for b in {batch_size, len(perm) % batch_size or batch_size}}  # the last one's
+    for start in range(0, len(perm), batch_size):
+        rows = perm[start:start + batch_size]                        # (b,)
+        A, H, M, Z, G, yb = work[len(rows)]
+        np.take(X, rows, axis=0, out=A[0], mode="clip")             # (b, n_in) X[rows]
+        np.take(y, rows, out=yb, mode="clip")                       # (b,) y[rows]
+        forward_nb(model.W, model.b, A, H, M, Z, rows, keys, activation, p, scale)
+        loss = softmax_cross_entropy_nb(Z, model.b[-1], yb, G[-1], db[-1])
+        if not loss <= max_loss:
             return loss
-        total += loss * b
-        half = 0                                                    # dL/dZ of layer l at G[half]
-        for l in range(L - 1, -1, -1):                              # backward
-            h_in, h_out = sizes[l], sizes[l + 1]
-            gemm(ROW_MAJOR, T, N, h_in, h_out, b, 1.0, A_ + l * width * size, h_in,
-                 G_ + half * size, h_out, 0.0, grad_ + w_at[l] * size, h_out)  # dW = A^T G
-            if l == 0:
-                break
-            gemm(ROW_MAJOR, N, T, b, h_in, h_out, 1.0, G_ + half * size, h_out,
-                 theta_ + w_at[l] * size, h_out, 0.0, G_ + (width - half) * size, h_in)  # G W^T
-            half = width - half
-            hidden_backward_nb(G, half, H_all, M_all, l * width, b, h_in, act, grad, b_at[l - 1])
-        sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay)
-    return total / n
+        backward_nb(model.W, A, H, M, G, dW, db, activation)
+        sgd_momentum_nb(model.theta, velocity, grad, lr, momentum, weight_decay, decay)
+        total += loss * len(rows)
+    return total / len(perm)
 
 
-def _epoch_buffers(sizes, batch, p, dtype):
-    """Work buffers of _epoch_nb (see there), and where each W and b starts in theta."""
-    sizes = np.array(sizes)
-    width, L = batch * sizes.max(), len(sizes) - 1
-    w_at = np.cumsum([0] + [a * b + b for a, b in zip(sizes[:-1], sizes[1:])])[:-1]  # (L,)
-    H_all = np.empty(L * width, dtype)
-    return dict(sizes=sizes, w_at=w_at, b_at=w_at + sizes[:-1] * sizes[1:], width=int(width),
-                H_all=H_all, A_all=np.empty(L * width, dtype) if p > 0 else H_all,
-                M_all=(np.empty if p > 0 else np.ones)(L * width, dtype),
-                G=np.empty(2 * width, dtype),
-                yb=np.empty(batch, np.int64))
+def _work_arrays(sizes, batch, p, dtype):
+    """What forward_nb and backward_nb fill, for batches of `batch` rows: A [(b, n_in),
+    (b, h_1), ...], H and M [(b, h_l)] per hidden layer (without dropout A_l is H_l and M_l
+    is ones), Z (b, c), G [(b, h_1), ..., (b, c)], and the batch's labels (b,)."""
+    H = [np.empty((batch, h), dtype) for h in sizes[1:-1]]                # (b, h_l) each
+    A = [np.empty((batch, sizes[0]), dtype)] + ([np.empty_like(x) for x in H] if p > 0 else H)
+    M = [(np.empty_like if p > 0 else np.ones_like)(x) for x in H]        # (b, h_l) each
+    G = [np.empty((batch, h), dtype) for h in sizes[1:]]                  # (b, h_l), (b, c)
+    Z, y = np.empty((batch, sizes[-1]), dtype), np.empty(batch, np.int64)  # (b, c), (b,)
+    return A, H, M, Z, G, y
 
 
-def _find_blas():
-    """numpy's own BLAS through ctypes: ({dtype: cblas gemm}, (get, set) of its thread count
-    or None), or ({}, None) where it is not found. NumPy's wheels bundle OpenBLAS as
-    libscipy_openblas (64-bit ints: symbol suffix 64_)."""
-    here = os.path.dirname(np.__file__)
-    for folder in (os.path.join(here, os.pardir, "numpy.libs"), os.path.join(here, ".dylibs")):
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        for name in (n for n in names if "openblas" in n):
-            try:
-                lib = ctypes.CDLL(os.path.join(folder, name))
-            except OSError:
-                continue
-            for prefix, suffix, integer in [("scipy_cblas_", "64_", ctypes.c_int64),
-                                            ("scipy_cblas_", "", ctypes.c_int),
-                                            ("cblas_", "", ctypes.c_int)]:
-                found = {}
-                for dtype, real in [(np.float32, ctypes.c_float), (np.float64, ctypes.c_double)]:
-                    f = getattr(lib, f"{prefix}{'s' if dtype is np.float32 else 'd'}gemm{suffix}",
-                                None)
-                    if f is not None:
-                        f.restype = None
-                        address = ctypes.c_size_t           # takes numpy ints, unlike c_void_p
-                        f.argtypes = ([ctypes.c_int] * 3 + [integer] * 3 + [real, address,
-                                      integer, address, integer, real, address,
-                                      integer])
-                        found[np.dtype(dtype)] = f
-                if len(found) == 2:
-                    get, set_ = (getattr(lib, f"{prefix.replace('cblas', 'openblas')}{verb}"
-                                          f"_num_threads{suffix}", None) for verb in ("get", "set"))
-                    return found, (get, set_) if get and set_ else None
-    return {}, None
-
-
-GEMM, BLAS_THREADS = _find_blas() if numba is not None else ({}, None)
-SMALL_PRODUCT = 2 ** 22  # multiply-adds: below this for every product of an epoch, BLAS runs
-#  on one thread (a second thread gains little on products this small, and on a shared
-#  machine it waits whenever the other core stalls; README.md, the MLP section)
-_blas_lock, _blas = threading.Lock(), {"users": 0, "threads": 1}
-
-
-@contextlib.contextmanager
-def _single_threaded_blas(when):
-    """Hold numpy's BLAS to one thread inside the block when `when`, then restore its thread
-    count (after the last of several threads that entered). Like scikit-learn's use of
-    threadpoolctl; other threads' BLAS calls meanwhile run on one thread too."""
-    if not when or BLAS_THREADS is None:
-        yield
-        return
-    get, set_ = BLAS_THREADS
-    with _blas_lock:
-        if _blas["users"] == 0:
-            _blas["threads"] = get()
-            set_(1)
-        _blas["users"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas["users"] -= 1
-            if _blas["users"] == 0:
-                set_(_blas["threads"])
 DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
 #                 keeps an exploding loss finite (1e4 and more), so NaN/inf alone miss it
-USE_NUMBA = bool(GEMM)          # the compiled epoch; set False to run the NumPy reference
+USE_NUMBA = numba is not None   # the twins; set False to run the NumPy reference
 
 # ----------------------------------------------------------------------------- training
 
@@ -546,27 +458,16 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
                             for W, b in zip(model.W, model.b)])      # (P,) 1 on W, 0 on b
     batch = int(min(batch_size, n))
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "diverged": False}
-    buffers = _epoch_buffers(model.sizes, batch, model.dropout, model.dtype)
     max_loss = DIVERGED * math.log(max(model.sizes[-1], 2))        # see DIVERGED
-    small = batch * max(a * b for a, b in zip(model.sizes[:-1], model.sizes[1:])) < SMALL_PRODUCT
+    epoch_of = _epoch_nb if USE_NUMBA and xp is np else _epoch_numpy
     with np.errstate(all="ignore"):                                 # divergence is reported
         for epoch in range(model.epochs_trained, model.epochs_trained + int(epochs)):
             model.epochs_trained += 1
             perm = np.random.default_rng([seed, epoch]).permutation(n)  # (n,)
             keys = np.array([mask_key(seed, epoch, l) for l in range(len(model.sizes) - 2)]
-                            or [0], dtype=np.uint64)
-            if USE_NUMBA and xp is np:
-                real = model.dtype.type             # scalars in the arrays' dtype: float32 SIMD
-                with _single_threaded_blas(small):
-                    loss = _epoch_nb(model.theta, velocity, np.zeros_like(model.theta), decay,
-                                     X=Xd, y=yd, perm=perm, batch=batch, lr=real(lr),
-                                     momentum=real(momentum), weight_decay=real(weight_decay),
-                                     act=ACTIVATIONS[model.activation], p=real(model.dropout),
-                                     keys=keys, max_loss=max_loss, gemm=GEMM[model.dtype],
-                                     **buffers)
-            else:
-                loss = _epoch_numpy(model, Xd, yd, xp.asarray(perm), batch, lr, momentum,
-                                    weight_decay, velocity, decay, keys, max_loss)
+                            or [0], dtype=np.uint64)                 # (L - 1,) or (1,)
+            loss = epoch_of(model, Xd, yd, xp.asarray(perm), batch, lr, momentum,
+                            weight_decay, velocity, decay, keys, max_loss)
             history["loss"].append(float(loss))
             if not loss <= max_loss:
                 history["diverged"] = True
