@@ -4,6 +4,7 @@
     python bench.py shapes [--epochs 7]
     python bench.py first [--repeats 3]
     python bench.py lines | halving [--seeds 20] | ablation [--seeds 10] [--held-out]
+    python bench.py tiny [DIR ...]
 
 The first: a random search of CPU-bound trials (each trains nn.MLP on the demo's spirals),
 run sequentially and with n_jobs workers, alternating, `--repeats` times. Each process
@@ -23,7 +24,9 @@ time of `import nn` (which imports numba). `--repeats` fresh cache folders; prin
 `lines`: the teaching core's lines of code. `halving`: successive halving and Hyperband
 against random search given the same total epochs, on a learning-curve objective.
 `ablation`: the Bayesian search with one of its numbers changed at a time, on the tuning
-half of ../shared/peers/functions.py (`--held-out`: the other half).
+half of ../shared/peers/functions.py (`--held-out`: the other half). `tiny`: nn.train on
+the demo's kind of net (2-48-48-5, 1000 spiral points, 100 epochs) at batch 16 and 64, for
+this folder's nn.py and each DIR's (say a `git worktree` of an older commit), one BLAS thread.
 """
 import os
 import sys
@@ -225,7 +228,30 @@ def ablation(seeds, budget, functions):
               + f"{statistics.fmean(medians):11.2f}", flush=True)
 
 
+TINY = """
+import statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np, nn
+X, y = nn.make_spirals(200, 5, noise=0.3, seed=0)
+for batch in (16, 64):
+    times = []
+    for _ in range(4):                                 # the first compiles
+        model = nn.MLP([2, 48, 48, 5], dropout=0.1, seed=0)
+        t0 = time.perf_counter()
+        nn.train(model, X.astype(np.float32), y, epochs=100, batch_size=batch, lr=0.05)
+        times.append(time.perf_counter() - t0)
+    print(f"{sys.argv[1]}: batch {batch}: {statistics.median(times[1:]):.3f} s")
+"""
+
+
+def tiny(folders):
+    for folder in [os.path.dirname(os.path.abspath(__file__))] + folders:
+        subprocess.run([sys.executable, "-c", TINY, os.path.abspath(folder)], check=True)
+
+
 def main():
+    if sys.argv[1:2] == ["tiny"]:
+        return tiny(sys.argv[2:])
     if sys.argv[1:2] == ["lines"]:
         return lines()
     if sys.argv[1:2] in (["halving"], ["ablation"]):
