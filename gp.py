@@ -6,9 +6,9 @@ What is here, in reading order (the teaching core, then the engineering behind a
      hyperparameters fitted by maximising the log marginal likelihood (GPML eq. 2.30),
      whose gradient is GPML eq. 5.9;
   3. expected improvement for minimisation, and its logarithm;
-  below the banner: input checks, triangular solves, a Cholesky that adds jitter only when
-  it must, a small box-bounded L-BFGS (scipy is not a dependency), a prior on the
-  hyperparameters for Bayesian optimisation (bo_log_prior), the normal cdf, and the
+  below the banner: input checks, the inverse of a triangular L, a Cholesky that adds
+  jitter only when it must, a small box-bounded L-BFGS (scipy is not a dependency), a prior
+  on the hyperparameters for Bayesian optimisation (bo_log_prior), the normal cdf, and the
   tail series that keeps log EI finite.
 
 References:
@@ -97,7 +97,7 @@ class GP:
     (defaults: 1, the size of the unit cube and the variance of standardised y; noise at
     its floor).
     After fit, the fitted values sit in the same attributes (lengthscale is then (d,)),
-    and a later fit warm-starts from them.
+    and a later fit warm-starts from them and from the optimiser's curvature pairs.
     n_restarts: extra optimiser starts, chosen as the best of n_candidates random draws.
     log_prior: None (maximum likelihood), or a function theta -> (log density, gradient)
     to fit by maximum a posteriori instead, such as bo_log_prior.
@@ -112,7 +112,7 @@ class GP:
         self.variance, self.noise = float(variance), float(noise)
         self.n_restarts, self.n_candidates = n_restarts, n_candidates
         self.log_prior, self.max_iter = log_prior, max_iter
-        self.X = None
+        self.X, self.pairs = None, ()                 # pairs: L-BFGS memory of the last fit
 
     def fit(self, X, y, rng=None):
         """Standardise y, fit theta (if optimize), factor K: GPML Alg. 2.1, lines 2-3.
@@ -132,7 +132,7 @@ class GP:
         theta = np.log(np.concatenate([np.broadcast_to(self.lengthscale, d),
                                        [self.variance, self.noise]]))  # (p,)
         if self.optimize:
-            theta = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)  # (p,)
+            theta, self.pairs = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)
         self.lengthscale, self.variance, self.noise = (
             np.exp(theta[:d]), float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
         r2 = sq_diffs @ (1 / self.lengthscale ** 2)   # (n, n)
@@ -140,8 +140,8 @@ class GP:
         # cholesky adds jitter to the diagonal only if K + noise I is not numerically
         # positive definite (see below the banner); self.jitter says how much it added.
         self.L, self.jitter = cholesky(K + self.noise * np.eye(n))  # (n, n)  Alg. 2.1, line 2
-        self.alpha = solve_upper(self.L.T, solve_lower(self.L, y_std))  # (n,)  line 3
-        self.L_inv = solve_lower(self.L, np.eye(n))   # (n, n) kept: predict's line 5 is a product
+        self.L_inv = inverse_lower(self.L)            # (n, n) kept: predict's line 5 is a product
+        self.alpha = self.L_inv.T @ (self.L_inv @ y_std)  # (n,)  line 3: L^T \ (L \ y)
         self.X, self.y_std, self.theta = X, y_std, theta
         return self
 
@@ -150,7 +150,8 @@ class GP:
 
         Starts: theta0 (the warm start) and the n_restarts best of n_candidates random
         draws, ranked by their LML; each is climbed by L-BFGS (minimize_box, below).
-        sq_diffs: (n, n, d)  y: (n,)  theta0: (p,)  returns: the best theta (p,)
+        sq_diffs: (n, n, d)  y: (n,)  theta0: (p,)
+        returns: the best theta (p,) and the L-BFGS pairs of its climb
         """
         d = sq_diffs.shape[2]
         bounds = [BOUNDS["lengthscale"]] * d + [BOUNDS["variance"], BOUNDS["noise"]]
@@ -171,8 +172,11 @@ class GP:
                 lml, grad = lml + lp, grad + lp_grad
             return (-lml, -grad) if np.isfinite(lml) else (np.inf, grad)
 
-        fits = [minimize_box(negative_lml, s, lower, upper, self.max_iter) for s in starts]
-        return min(fits, key=lambda fit: fit[1])[0]
+        warm = [self.pairs] + [()] * (len(starts) - 1)  # the last fit's curvature, for theta0
+        fits = [minimize_box(negative_lml, s, lower, upper, self.max_iter, pairs)
+                for s, pairs in zip(starts, warm)]
+        best = min(fits, key=lambda fit: fit[1])
+        return best[0], best[2]
 
     def predict(self, X, return_std=False):
         """Posterior mean (and std) of the latent f at X, in y's units.
@@ -225,11 +229,8 @@ def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True
         L = np.linalg.cholesky(variance * k + noise * np.eye(n))  # (n, n)  Alg. 2.1, line 2
     except np.linalg.LinAlgError:                     # the optimiser stepped where K is not
         return -np.inf, np.zeros(len(theta))          # positive definite: reject that theta
-    if eval_gradient:                                 # eq. 5.9 needs K^-1 itself: build it
-        L_inv = solve_lower(L, np.eye(n))             # (n, n)  from the factor, never inv(K)
-        alpha = L_inv.T @ (L_inv @ y)                 # (n,)  line 3: L^T \ (L \ y)
-    else:
-        alpha = solve_upper(L.T, solve_lower(L, y))   # (n,)  line 3
+    L_inv = inverse_lower(L)                          # (n, n)  eq. 5.9 needs K^-1 = L^-T L^-1
+    alpha = L_inv.T @ (L_inv @ y)                     # (n,)  line 3: L^T \ (L \ y)
     lml = -0.5 * y @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * math.log(2 * math.pi)  # l. 7
     if not eval_gradient:
         return lml, None
@@ -373,31 +374,31 @@ def scaled_sq_dist(X1, X2, lengthscale):
     return r2
 
 
-SOLVE_BLOCK = 128
-# Diagonal block size of solve_lower. Measured for L^-1 on 2 cores: blocks of 32 to 256 take
-# within 15% of each other at n = 100 .. 1000; one dense solve (no blocks) is 2x slower at 1000.
+INVERSE_BLOCK = 32
+# Below this size inverse_lower inverts densely. Measured for L^-1 on 2 cores (numpy's
+# solve(L, I) in brackets): n = 100 0.11-0.17 ms (0.25), 200 0.3-0.46 (1.0-1.4), 1000 16 (35
+# by blocked substitution); blocks of 16 or 64 were up to 1.3x slower at n = 100 .. 200.
 
 
-def solve_lower(L, B):
-    """X with L X = B for lower-triangular L, by blocked forward substitution.
+def inverse_lower(L):
+    """L^-1 for lower-triangular L, by halves: with L = [A 0; C D] (A, D square),
 
-    Each diagonal block (SOLVE_BLOCK square) is solved densely; everything else is a
-    matrix product, so the cost is O(n^2 k) like a textbook substitution, at BLAS speed.
-    (numpy has no triangular solve, and scipy is not a dependency.)
-    L: (n, n)  B: (n,) or (n, k)  returns: the shape of B
+        L^-1 = [A^-1 0; -D^-1 C A^-1  D^-1]      (multiply it out: L L^-1 = I)
+
+    so two half-size inverses and two products; blocks of INVERSE_BLOCK or less are
+    inverted densely. Cost O(n^3 / 3) like textbook substitution, nearly all of it in
+    matrix products at BLAS speed (numpy has no triangular solve; scipy is not a dependency).
+    L: (n, n)  returns: L^-1 (n, n), lower-triangular
     """
-    X = np.array(B, dtype=float)                      # (n,) or (n, k), a fresh copy
-    for i in range(0, len(L), SOLVE_BLOCK):
-        j = min(i + SOLVE_BLOCK, len(L))
-        if i:
-            X[i:j] -= L[i:j, :i] @ X[:i]              # subtract the solved part
-        X[i:j] = np.linalg.solve(L[i:j, i:j], X[i:j])  # small dense block
-    return X
-
-
-def solve_upper(U, B):
-    """X with U X = B for upper-triangular U: reversing rows and columns makes it lower."""
-    return solve_lower(U[::-1, ::-1], np.asarray(B)[::-1])[::-1]  # the shape of B
+    n = len(L)
+    if n <= INVERSE_BLOCK:
+        return np.tril(np.linalg.inv(L))             # (n, n) tril: exact zeros above
+    h = n // 2
+    A_inv, D_inv = inverse_lower(L[:h, :h]), inverse_lower(L[h:, h:])  # (h, h), (n-h, n-h)
+    L_inv = np.zeros_like(L)                          # (n, n)
+    L_inv[:h, :h], L_inv[h:, h:] = A_inv, D_inv
+    L_inv[h:, :h] = -D_inv @ (L[h:, :h] @ A_inv)      # (n-h, h)
+    return L_inv
 
 
 FIRST_JITTER, MAX_JITTER = 1e-10, 1e-4
@@ -434,50 +435,56 @@ ARMIJO_C1, MIN_STEP, MIN_CURVATURE = 1e-4, 1e-10, 1e-12
 # a pair (s, y) is kept only if s^T y > 1e-12, so the L-BFGS matrix stays positive definite.
 
 
-def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER):
+def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER, pairs=()):
     """Minimise f(x) -> (value, gradient) over the box lower <= x <= upper.
 
     L-BFGS direction (Nocedal & Wright Alg. 7.4, the two-loop recursion) on the variables
-    that are not held at a bound, a projected step and a backtracking (Armijo) line search.
-    x0, lower, upper: (p,)  returns: x (p,), f(x)
+    that are not held at a bound, a projected step and a backtracking (Armijo) line search
+    that steps back to the minimiser of a parabola (N&W Sec. 3.5).
+    pairs: the (s, y) pairs an earlier run returned, a warm start for a similar f: the
+    refit of a GP after one more point then starts with its curvature, not a guess.
+    x0, lower, upper: (p,)  returns: x (p,), f(x), and the last LBFGS_MEMORY pairs
     """
     x = np.clip(x0, lower, upper)                     # (p,)
     fx, g = f(x)
-    S, Y = [], []                                     # recent steps, gradient changes: (p,) each
+    pairs = list(pairs)                               # (step s, gradient change y): (p,) each
     for _ in range(max_iter):
         held = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))  # (p,)
         pg = np.where(held, 0.0, g)                   # (p,) projected gradient
         if np.max(np.abs(pg)) < GRAD_TOL:
             break
         q, coeffs = pg.copy(), []                     # (p,) two-loop recursion: q -> H q
-        for s, yv in reversed(list(zip(S, Y))):
+        for s, yv in reversed(pairs):
             a = (s @ q) / (yv @ s)
             q -= a * yv
             coeffs.append(a)
-        if S:
-            q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])    # initial Hessian scale, N&W eq. 7.20
-        for (s, yv), a in zip(zip(S, Y), reversed(coeffs)):
+        if pairs:
+            s, yv = pairs[-1]
+            q *= (s @ yv) / (yv @ yv)                 # initial Hessian scale, N&W eq. 7.20
+        for (s, yv), a in zip(pairs, reversed(coeffs)):
             q += s * (a - (yv @ q) / (yv @ s))
         direction = np.where(held, 0.0, -q)           # (p,)
         if direction @ pg >= 0:                       # not a descent direction: restart
-            direction, S, Y = -pg, [], []
-        step = 1.0 if S else min(1.0, 1.0 / np.max(np.abs(pg)))
+            direction, pairs = -pg, []
+        step = 1.0 if pairs else min(1.0, 1.0 / np.max(np.abs(pg)))
         while step > MIN_STEP:
             x_new = np.clip(x + step * direction, lower, upper)  # (p,)
             f_new, g_new = f(x_new)
-            if f_new <= fx + ARMIJO_C1 * g @ (x_new - x):  # Armijo sufficient decrease
+            slope = g @ (x_new - x)                   # < 0: f's first-order change
+            if f_new <= fx + ARMIJO_C1 * slope:       # Armijo sufficient decrease
                 break
-            step *= 0.5
+            # minimiser of the parabola through f(x), its slope and f_new (N&W eq. 3.57)
+            step *= np.clip(-slope / (2 * (f_new - fx - slope)), 0.1, 0.5)
         else:
             break                                     # no progress possible
         s, yv = x_new - x, g_new - g                  # (p,), (p,)
         if s @ yv > MIN_CURVATURE:                    # keep the pair only if curvature > 0
-            S, Y = (S + [s])[-LBFGS_MEMORY:], (Y + [yv])[-LBFGS_MEMORY:]
+            pairs = (pairs + [(s, yv)])[-LBFGS_MEMORY:]
         done = fx - f_new < F_RTOL * max(1.0, abs(fx))
         x, fx, g = x_new, f_new, g_new
         if done:
             break
-    return x, fx
+    return x, fx, pairs
 
 
 LENGTHSCALE_PRIOR_WEIGHT, VARIANCE_GAMMA, NOISE_GAMMA = 0.1, (2.0, 1.0), (1.1, 30.0)

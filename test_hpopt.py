@@ -62,14 +62,14 @@ def test_kernels_equal_their_closed_forms(r):
     assert gp.rbf(X1, X2, ell, 1.5)[0, 0] == pytest.approx(1.5 * math.exp(-r * r / 2), rel=1e-13)
 
 
-@given(st.integers(1, 150), st.integers(1, 4), st.integers(0, 10 ** 6))
-def test_triangular_solves_match_numpy_solve(n, k, seed):
+@given(st.integers(1, 150), st.integers(0, 10 ** 6))
+def test_inverse_of_a_cholesky_factor_matches_numpy_inv(n, seed):
     rng = np.random.default_rng(seed)
-    L = np.tril(rng.standard_normal((n, n))) + n * np.eye(n)
-    B = rng.standard_normal((n, k))
-    assert np.allclose(gp.solve_lower(L, B), np.linalg.solve(L, B), rtol=1e-10, atol=1e-12)
-    assert np.allclose(gp.solve_upper(L.T, B), np.linalg.solve(L.T, B), rtol=1e-10, atol=1e-12)
-    assert np.allclose(gp.solve_lower(L, B[:, 0]), np.linalg.solve(L, B[:, 0]), rtol=1e-10)
+    X = rng.uniform(size=(n, 3))
+    L = np.linalg.cholesky(gp.matern52(X, X, np.full(3, 0.3), 1.0) + 1e-3 * np.eye(n))  # (n, n)
+    L_inv = gp.inverse_lower(L)
+    assert np.allclose(L_inv, np.linalg.inv(L), rtol=1e-9, atol=1e-9 * np.abs(L_inv).max())
+    assert np.array_equal(L_inv, np.tril(L_inv))     # lower-triangular, exact zeros above
 
 
 @given(st.integers(1, 10), st.integers(1, 3), st.integers(0, 10 ** 6))
@@ -143,6 +143,38 @@ def test_fit_never_lowers_the_lml_and_ends_at_a_stationary_point_or_bound(seed):
                                    + [gp.BOUNDS["variance"], gp.BOUNDS["noise"]])).T
     on_bound = (np.isclose(model.theta, lower) & (grad < 0)) | (np.isclose(model.theta, upper) & (grad > 0))
     assert np.all(on_bound | (np.abs(grad) < 1e-2 * max(1, abs(lml)) ** 0.5))
+
+
+def test_the_line_search_steps_back_to_the_minimum_of_a_parabola():
+    # f = 100 (x - 0.3)^2 from x = 0: the first trial step overshoots to x = 1 (f = 49); the
+    # parabola through f(0) = 9, f'(0) = -60 and f(1) = 49 is f itself, so its minimum 0.3
+    # is the next point tried (halving would try 0.5)
+    tried = []
+
+    def f(x):
+        tried.append(float(x[0]))
+        return 100 * (x[0] - 0.3) ** 2, np.array([200 * (x[0] - 0.3)])
+    x, fx, _ = gp.minimize_box(f, np.array([0.0]), np.array([-5.0]), np.array([5.0]))
+    assert tried[:3] == pytest.approx([0.0, 1.0, 0.3])
+    assert x[0] == pytest.approx(0.3) and fx == pytest.approx(0.0, abs=1e-20)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_refit_that_starts_from_the_last_fits_curvature_needs_fewer_lml_calls(seed, monkeypatch):
+    X, y = _toy_data(n=31, seed=seed)
+    warm = gp.GP(log_prior=gp.bo_log_prior).fit(X[:30], y[:30])   # then one more point:
+    warm.n_restarts = warm.n_candidates = 0                         # climb from theta0 only
+    cold = copy.deepcopy(warm)
+    cold.pairs = ()                                                 # same start, no curvature
+    lml, calls = gp.log_marginal_likelihood, []
+    monkeypatch.setattr(gp, "log_marginal_likelihood", lambda *a: calls.append(1) or lml(*a))
+    warm.fit(X, y)
+    n_warm = len(calls)
+    cold.fit(X, y)
+    n_cold = len(calls) - n_warm
+    posterior = lambda m: m.log_marginal_likelihood() + gp.bo_log_prior(m.theta)[0]
+    assert posterior(warm) == pytest.approx(posterior(cold), rel=1e-6)
+    assert n_warm < n_cold
 
 
 def test_noise_free_fit_interpolates_and_variance_stays_below_prior():
