@@ -187,7 +187,6 @@ ABLATION = [                                          # (row, constants of hpopt
     ("no local candidates", {"N_LOCAL": 0}),
     ("no polish", {"POLISH_STEPS": ()}),
     ("polish of two steps", {"POLISH_STEPS": (0.01, 0.001)}),
-    ("3 L-BFGS steps a refit", {"WARM_ITERS": 3}),
     ("250 uniform candidates", {"N_CANDIDATES": 250}),
     ("n_initial = q + 1", {"n_initial": "q+1"}),
 ]
@@ -205,8 +204,7 @@ def ablation(seeds, budget, functions):
     print(f"median log10 regret after {budget} evaluations over {seeds} seeds "
           f"(regret = best - known minimum, floored at 1e-12; lower is better)")
     print(f"{'':24s}" + "".join(f"{name[:10]:>11s}" for name in functions) + "       mean")
-    saved = {k: getattr(hpopt, k) for k in ("N_LOCAL", "POLISH_STEPS", "WARM_ITERS",
-                                            "N_CANDIDATES")}
+    saved = {k: getattr(hpopt, k) for k in ("N_LOCAL", "POLISH_STEPS", "N_CANDIDATES")}
     for row, changes in ABLATION:
         for name, value in changes.items():
             if name != "n_initial":
@@ -256,7 +254,7 @@ def main():
         return lines()
     if sys.argv[1:2] in (["halving"], ["ablation"]):
         ap = argparse.ArgumentParser(description=f"bench.py {sys.argv[1]}")
-        ap.add_argument("--seeds", type=int, default=20 if sys.argv[1] == "halving" else 10)
+        ap.add_argument("--seeds", type=int, default=20 if sys.argv[1] == "halving" else 30)
         ap.add_argument("--budget", type=int, default=40)
         ap.add_argument("--held-out", action="store_true", help="ablation: the held-out half")
         args = ap.parse_args(sys.argv[2:])
