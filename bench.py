@@ -187,7 +187,7 @@ ABLATION = [                                          # (row, constants of hpopt
     ("no local candidates", {"N_LOCAL": 0}),
     ("no polish", {"POLISH_STEPS": ()}),
     ("polish of two steps", {"POLISH_STEPS": (0.01, 0.001)}),
-    ("250 uniform candidates", {"N_CANDIDATES": 250}),
+    ("500 uniform candidates", {"N_CANDIDATES": 500}),
     ("n_initial = q + 1", {"n_initial": "q+1"}),
 ]
 TUNING = ["branin", "six_hump_camel", "hartmann3", "rosenbrock4", "ackley5", "mixed_hp"]

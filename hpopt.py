@@ -270,14 +270,15 @@ class RandomSearch:
 # ----------------------------------------------------------------------------- Bayesian search
 # Each number here was kept because changing it made the search worse on the tuning half
 # of ../shared/peers/functions.py: "worse" below is the rise of the mean over its six
-# functions of the median log10 regret after 40 evaluations (README.md, "What each number
-# buys", has the table; python bench.py ablation reruns it).
-N_CANDIDATES = 500              # uniform candidates scored by log EI at each ask (250: 0.69
-                                # worse on mixed_hp),
+# functions of the median log10 regret after 40 evaluations, 30 seeds (README.md, "What
+# each number buys", has the table; python bench.py ablation reruns it).
+N_CANDIDATES = 250              # uniform candidates scored by log EI at each ask (500: 0.03
+                                # better, under the 0.1 that would keep the larger number),
 N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u)
                                 # from the best trial: without them, 0.66 worse
 POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best 5 move by shrinking steps:
-                                # without, 0.69 worse; two steps, 0.72 worse on mixed_hp
+                                # without, 0.53 worse; two small steps are no worse on
+                                # average but miss a peak between pool points (a test)
 
 
 class BayesianSearch:
@@ -342,7 +343,7 @@ class BayesianSearch:
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
         al. 2010), so that its neighbourhood looks explored and parallel asks spread out.
         The first fit is a full multi-start one; each later one climbs from the last fit's
-        theta and L-BFGS curvature (gp.GP keeps both), 5 or 6 LML calls at 100 points.
+        theta and L-BFGS curvature (gp.GP keeps both) until it converges.
         """
         y = np.array(self.values)                     # (n,)
         if not np.isfinite(y).any():
