@@ -172,7 +172,11 @@ class GP:
                 lml, grad = lml + lp, grad + lp_grad
             return (-lml, -grad) if np.isfinite(lml) else (np.inf, grad)
 
-        warm = [self.pairs] + [()] * (len(starts) - 1)  # the last fit's curvature, for theta0
+        # the last fit's L-BFGS pairs describe the curvature around its optimum, which is
+        # theta0: they start that climb; at a random start they would mislead (and pairs
+        # from data with another number of columns do not fit theta at all)
+        same_size = all(len(s) == len(theta0) for s, _ in self.pairs)
+        warm = [self.pairs if same_size else ()] + [()] * (len(starts) - 1)
         fits = [minimize_box(negative_lml, s, lower, upper, self.max_iter, pairs)
                 for s, pairs in zip(starts, warm)]
         best = min(fits, key=lambda fit: fit[1])
@@ -375,9 +379,10 @@ def scaled_sq_dist(X1, X2, lengthscale):
 
 
 INVERSE_BLOCK = 32
-# Below this size inverse_lower inverts densely. Measured for L^-1 on 2 cores (numpy's
-# solve(L, I) in brackets): n = 100 0.11-0.17 ms (0.25), 200 0.3-0.46 (1.0-1.4), 1000 16 (35
-# by blocked substitution); blocks of 16 or 64 were up to 1.3x slower at n = 100 .. 200.
+# At or below this size inverse_lower inverts densely. Measured for L^-1 on 2 cores, against
+# numpy's solve(L, I) in brackets: n = 100 0.11-0.17 ms (0.25), 200 0.3-0.46 ms (1.0-1.4); at
+# n = 1000 16 ms, against 35 ms for the blocked substitution it replaced. Blocks of 16 or 64
+# were up to 1.3x slower at n = 100 .. 200.
 
 
 def inverse_lower(L):
@@ -388,7 +393,9 @@ def inverse_lower(L):
     so two half-size inverses and two products; blocks of INVERSE_BLOCK or less are
     inverted densely. About 2 n^3 / 3 flops, twice a textbook substitution's (the products
     do not skip the zeros), nearly all in matrix products at BLAS speed (numpy has no
-    triangular solve; scipy is not a dependency).
+    triangular solve; scipy is not a dependency). A product with L^-1 has a forward error
+    of the order of substitution's, cond(L) times the rounding unit; the noise floor in
+    BOUNDS keeps cond(K) = cond(L)^2 below about n x 1e9.
     L: (n, n)  returns: L^-1 (n, n), lower-triangular
     """
     n = len(L)
@@ -443,7 +450,9 @@ def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER, pairs=()):
     that are not held at a bound, a projected step and a backtracking (Armijo) line search
     that steps back to the minimiser of a parabola (N&W Sec. 3.5).
     pairs: the (s, y) pairs an earlier run returned, a warm start for a similar f: the
-    refit of a GP after one more point then starts with its curvature, not a guess.
+    refit of a GP after one more point then starts with its curvature, not a guess. Any
+    pairs with s^T y > 0 keep the L-BFGS matrix positive definite, so old ones are safe;
+    if they still point uphill, the descent check below starts over without them.
     x0, lower, upper: (p,)  returns: x (p,), f(x), and the last LBFGS_MEMORY pairs
     """
     x = np.clip(x0, lower, upper)                     # (p,)
@@ -471,10 +480,10 @@ def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER, pairs=()):
         while step > MIN_STEP:
             x_new = np.clip(x + step * direction, lower, upper)  # (p,)
             f_new, g_new = f(x_new)
-            slope = g @ (x_new - x)                   # < 0: f's first-order change
-            if f_new <= fx + ARMIJO_C1 * slope:       # Armijo sufficient decrease
-                break
-            # minimiser of the parabola through f(x), its slope and f_new (N&W eq. 3.57)
+            slope = g @ (x_new - x)                   # f's first-order change: < 0 unless
+            if f_new <= fx + ARMIJO_C1 * slope:       # the box clipped the step's downhill part
+                break                                 # Armijo sufficient decrease
+            # minimiser of the parabola through f(x), slope and f_new (N&W eqs. 3.57-3.58)
             step *= np.clip(-slope / (2 * (f_new - fx - slope)), 0.1, 0.5)
         else:
             break                                     # no progress possible

@@ -177,6 +177,13 @@ def test_a_refit_that_starts_from_the_last_fits_curvature_needs_fewer_lml_calls(
     assert n_warm < n_cold
 
 
+def test_a_gp_refitted_on_more_columns_starts_without_the_old_curvature():
+    X, y = _toy_data()
+    model = gp.GP().fit(X[:, :1], y)                  # its (1,) length-scale fits any d
+    model.fit(X, y)                                   # 1 + 2 pairs' entries, theta has 3 + 2
+    assert model.lengthscale.shape == (3,) and np.isfinite(model.log_marginal_likelihood())
+
+
 def test_noise_free_fit_interpolates_and_variance_stays_below_prior():
     X, y = _toy_data(n=15)
     model = gp.GP(noise=1e-10, optimize=False).fit(X, y)
@@ -754,8 +761,13 @@ def test_a_dead_worker_process_is_not_a_failed_trial(tmp_path):
         hpopt.random_search(objective, SMALL, n_trials=8, seed=0, executor=executor,
                             catch=Exception)              # a user's executor: raise, not fail
     assert all(t.status == "ok" for t in info.value.partial_result.trials)
-    with pytest.raises(concurrent.futures.process.BrokenProcessPool):
-        hpopt.random_search(always_dies, SMALL, n_trials=4, seed=0, n_jobs=2, catch=Exception)
+    # a worker that dies on every trial: the pool is not replaced forever. In a process of its
+    # own with a time limit, so that a search that never stops fails this test, not CI's clock
+    code = ("import hpopt, test_hpopt as t\n"
+            "hpopt.random_search(t.always_dies, t.SMALL, 4, seed=0, n_jobs=2, catch=Exception)")
+    child = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    assert child.returncode != 0 and b"BrokenProcessPool" in child.stderr
 
 
 def test_system_exit_propagates_with_the_finished_trials():
@@ -845,7 +857,7 @@ def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(met
                                                                              tmp_path):
     log = str(tmp_path / "search.jsonl")
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(here=HERE), method, log,
-                             str(jobs)])
+                             str(jobs)], start_new_session=True)  # its own process group
     deadline = time.time() + 60                       # kill once 5 trials have finished and
     while time.time() < deadline:                     # a slow one was asked and is running
         if os.path.exists(log) and open(log).read().endswith("\n"):
@@ -854,7 +866,7 @@ def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(met
                                       for r in log_records(log) if "status" not in r):
                 break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)               # the search and its worker processes
     proc.wait()
     before = finished_records(log)
     asked = {r["number"]: r["params"] for r in log_records(log) if "status" not in r}
