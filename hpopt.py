@@ -268,10 +268,10 @@ class RandomSearch:
         _check_params(self.space, params)
 
 # ----------------------------------------------------------------------------- Bayesian search
-# Each number here was kept because changing it made the search worse on the tuning half
-# of ../shared/peers/functions.py: "worse" below is the rise of the mean over its six
-# functions of the median log10 regret after 40 evaluations, 30 seeds (README.md, "What
-# each number buys", has the table; python bench.py ablation reruns it).
+# Each number here was chosen on the tuning half of ../shared/peers/functions.py: "worse"
+# below is the rise of the mean over its six functions of the median log10 regret after 40
+# evaluations, 30 seeds (README.md, "What each number buys", has the table and the rule;
+# python bench.py ablation reruns it).
 N_CANDIDATES = 250              # uniform candidates scored by log EI at each ask (500: 0.03
                                 # better, under the 0.1 that would keep the larger number),
 N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u)
