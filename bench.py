@@ -3,8 +3,8 @@
     python bench.py [--trials 16] [--jobs 2] [--repeats 3]
     python bench.py shapes [--epochs 7]
     python bench.py first [--repeats 3]
-    python bench.py lines | halving [--seeds 20] | ablation [--seeds 10] [--held-out]
-    python bench.py tiny [DIR ...]
+    python bench.py lines | halving [--seeds 20] | ablation [--seeds 30] [--held-out]
+    python bench.py tiny [DIR ...] | inverse
 
 The first: a random search of CPU-bound trials (each trains nn.MLP on the demo's spirals),
 run sequentially and with n_jobs workers, alternating, `--repeats` times. Each process
@@ -27,11 +27,14 @@ against random search given the same total epochs, on a learning-curve objective
 half of ../shared/peers/functions.py (`--held-out`: the other half). `tiny`: nn.train on
 the demo's kind of net (2-48-48-5, 1000 spiral points, 100 epochs) at batch 16 and 64, for
 this folder's nn.py and each DIR's (say a `git worktree` of an older commit), one BLAS thread.
+`inverse`: gp.inverse_lower with diagonal blocks of 16, 32 and 64 against numpy's
+solve(L, I), BLAS on its default threads.
 """
 import os
 import sys
 
-if sys.argv[1:2] not in (["shapes"], ["first"], ["lines"], ["halving"], ["ablation"]):
+if sys.argv[1:2] not in (["shapes"], ["first"], ["lines"], ["halving"], ["ablation"],
+                         ["inverse"]):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"                          # before numpy loads; workers inherit it
@@ -44,7 +47,10 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 import demo  # noqa: E402
+import gp  # noqa: E402
 import hpopt  # noqa: E402
 import nn  # noqa: E402
 
@@ -247,11 +253,52 @@ def tiny(folders):
         subprocess.run([sys.executable, "-c", TINY, os.path.abspath(folder)], check=True)
 
 
+# ----------------------------------------------------------------------------- inverse
+
+
+def median_ms(f, repeats=7):
+    """Median time of one call of f in ms, timing loops of calls that last 20 ms or more."""
+    calls = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            f()
+        if time.perf_counter() - t0 >= 0.02:
+            break
+        calls *= 2
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            f()
+        times.append((time.perf_counter() - t0) / calls)
+    return 1000 * statistics.median(times)
+
+
+def inverse():
+    """L^-1 of the Cholesky factor of a Matern 5/2 K (d = 6), ms: the block sizes and
+    numpy's dense solve, medians of 7."""
+    rng, blocks, saved = np.random.default_rng(0), (16, 32, 64), gp.INVERSE_BLOCK
+    print(f"{'n':>5s}" + "".join(f"{'block ' + str(b):>10s}" for b in blocks) + "  solve(L, I)")
+    for n in (100, 200, 500, 1000):
+        X = rng.uniform(size=(n, 6))                  # (n, 6)
+        L = np.linalg.cholesky(gp.matern52(X, X, np.full(6, 0.5), 1.0) + 1e-4 * np.eye(n))
+        times = []
+        for block in blocks:
+            gp.INVERSE_BLOCK = block
+            times.append(median_ms(lambda: gp.inverse_lower(L)))
+        gp.INVERSE_BLOCK = saved
+        times.append(median_ms(lambda: np.linalg.solve(L, np.eye(n))))
+        print(f"{n:5d}" + "".join(f"{t:10.3f}" for t in times[:-1]) + f"{times[-1]:13.3f}")
+
+
 def main():
     if sys.argv[1:2] == ["tiny"]:
         return tiny(sys.argv[2:])
     if sys.argv[1:2] == ["lines"]:
         return lines()
+    if sys.argv[1:2] == ["inverse"]:
+        return inverse()
     if sys.argv[1:2] in (["halving"], ["ablation"]):
         ap = argparse.ArgumentParser(description=f"bench.py {sys.argv[1]}")
         ap.add_argument("--seeds", type=int, default=20 if sys.argv[1] == "halving" else 30)

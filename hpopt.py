@@ -341,7 +341,8 @@ class BayesianSearch:
 
         A failed trial counts as the worst value seen, so the search moves away from it; a
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
-        al. 2010), so that its neighbourhood looks explored and parallel asks spread out.
+        al. 2010): its std there drops to about 0, so EI there does too and the next ask goes
+        elsewhere, though it may be close by.
         The first fit is a full multi-start one; each later one climbs from the last fit's
         theta and L-BFGS curvature (gp.GP keeps both) until it converges.
         """
