@@ -6,11 +6,12 @@ Epochs, Number of layers, Dropout rate.
 The forward pass, softmax cross-entropy, backpropagation and the SGD update are plain
 NumPy functions: the code to read. Each elementwise step has a Numba twin right after it,
 a short loop that fuses the step with its neighbours (bias, activation, dropout; the
-gradient and its column sums) and writes into arrays made once per `train` call. The
-matrix products stay numpy's `@` (its BLAS), called from a Python loop over mini-batches
-that mirrors the reference loop. Without numba the NumPy functions run; with device="gpu"
-they run on CuPy arrays. The first training run of a process compiles the twins (about
-2 s; README.md has the figures) and Numba caches them in __pycache__ for later processes.
+gradient and its column sums) and writes into arrays made once per epoch. The matrix
+products stay numpy's (`np.matmul(A, W, out=H)`, which is `A @ W` written into H), called
+from a Python loop over mini-batches that mirrors the reference loop. Without numba the
+NumPy functions run; with device="gpu" they run on CuPy arrays. The first training run of
+a process compiles the twins (about 2 s; README.md has the figures) and Numba caches them
+in __pycache__ for later processes.
 
 References:
   D. E. Rumelhart, G. E. Hinton & R. J. Williams, "Learning representations by
@@ -44,9 +45,10 @@ try:
 except ImportError:
     cupy = None
 
-# n: samples  b: batch size  h: units in a layer  c: classes  P: number of parameters
-# L: weight layers. sizes = [n_in, h_1, ..., h_{L-1}, c]. Layer l maps A_{l-1} -> A_l:
-# Z_l = A_{l-1} W_l + b_l (pre-activation), H_l = f(Z_l), A_l = H_l * M_l (dropout mask).
+# n: samples  b: batch size (in shapes; b[l] are the biases)  h: units in a layer
+# c: classes  P: number of parameters  L: weight layers. sizes = [n_in, h_1, ..., c].
+# Layer l maps A_{l-1} -> A_l: Z_l = A_{l-1} W_l + b_l (pre-activation), H_l = f(Z_l),
+# A_l = H_l * M_l (dropout mask). The code counts from 0: W[l] maps A[l] to H[l] (A[0] = X).
 # All parameters live in one flat buffer theta (P,); W[l] (h_in, h_out) and b[l] are views.
 # Backward: G_l = dL/dZ_l (b, h_l); dW[l], db[l] are the gradients, shaped like W[l], b[l].
 
@@ -151,8 +153,9 @@ def _gpu_available():
 # ----------------------------------------------------------------------------- forward
 # Each step: the NumPy reference, then its Numba twin: the same arithmetic as a loop over
 # [i, j], fused with the step next to it and writing into an array it is given (no new
-# arrays per batch). Scalars come in the arrays' dtype: a Python float would turn float32
-# loops into float64 ones.
+# arrays per batch). Scalars that enter float32 arithmetic (lr, momentum, the dropout
+# scale) come in the arrays' dtype: a Python float would turn those loops into float64
+# ones. The loss sums stay float64 on purpose.
 
 
 def hidden_forward(Z, b, activation):
@@ -237,11 +240,12 @@ def forward(W, b, X, activation, masks=None):
 def forward_nb(W, b, A, H, M, Z, rows, keys, activation, p, scale):
     """Twin of forward into the arrays of _work_arrays: A[0] holds the batch of X; fills
     H, M and A[1:], and Z (b, c) = A_{L-1} W_L, the logits without their bias (which
-    softmax_cross_entropy_nb adds). Products by numpy's @ (BLAS), the rest by the twin."""
+    softmax_cross_entropy_nb adds). Plain Python, not compiled: products by numpy's
+    matmul (BLAS), the rest by the twin."""
     for l in range(len(W) - 1):
         np.matmul(A[l], W[l], out=H[l])                             # (b, h_l) Z_l = A W
         hidden_forward_nb(H[l], b[l], activation, rows, keys[l], p, scale, M[l], A[l + 1])
-    np.matmul(A[-1], W[-1], out=Z)                                  # (b, c)
+    np.matmul(A[-1], W[-1], out=Z)                                  # (b, c), + b[-1] later
 
 # ----------------------------------------------------------------------------- backward
 
@@ -290,7 +294,7 @@ def backward_nb(W, A, H, M, G, dW, db, activation):
         np.matmul(A[l].T, G[l], out=dW[l])                          # (h_in, h_out)
         if l:
             np.matmul(G[l], W[l].T, out=G[l - 1])                   # (b, h_in) dL/dA
-            hidden_backward_nb(G[l - 1], H[l - 1], M[l - 1], activation, db[l - 1])
+            hidden_backward_nb(G[l - 1], H[l - 1], M[l - 1], activation, db[l - 1])  # and db
 
 # ----------------------------------------------------------------------------- update
 
@@ -327,7 +331,7 @@ def splitmix64(z):
 
 
 def mask_key(seed, epoch, layer):
-    """The key of one layer's masks in one epoch (a Python int < 2^64)."""
+    """The key of one layer's masks in one epoch (a Python int < 2^63: an int64 too)."""
     counter = ((seed * 1_000_003 + epoch) * 1_000_003 + layer) % 2 ** 64   # any seed fits
     return int(splitmix64(np.array([counter], _U64))[0] % _U64(2 ** 63))
 
@@ -358,8 +362,8 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
     """One epoch with the reference functions (also the GPU path). Returns the mean loss,
     or, as soon as a batch loss is not <= max_loss (NaN, inf, exploding), that loss."""
     xp, total = model.xp, 0.0
-    dW_all = xp.zeros_like(model.theta)                             # (P,) gradient buffer
-    dW, db = layer_views(dW_all, model.sizes)
+    grad = xp.zeros_like(model.theta)                               # (P,) gradient buffer
+    dW, db = layer_views(grad, model.sizes)
     for start in range(0, len(perm), batch_size):                   # last batch may be short
         rows = perm[start:start + batch_size]                        # (b,)
         masks = None if model.dropout == 0 else [
@@ -370,9 +374,9 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
         if not loss <= max_loss:
             return loss
         grads_W, grads_b = backward(model.W, A, H, masks, G, model.activation)
-        for target, grad in zip(dW + db, grads_W + grads_b):     # into the flat buffer
-            target[...] = grad
-        sgd_momentum(model.theta, velocity, dW_all, lr, momentum, weight_decay, decay)
+        for target, value in zip(dW + db, grads_W + grads_b):    # into the flat buffer
+            target[...] = value
+        sgd_momentum(model.theta, velocity, grad, lr, momentum, weight_decay, decay)
         total += loss * len(rows)
     return total / len(perm)
 
@@ -390,7 +394,9 @@ def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocit
     for start in range(0, len(perm), batch_size):
         rows = perm[start:start + batch_size]                        # (b,)
         A, H, M, Z, G, yb = work[len(rows)]
-        np.take(X, rows, axis=0, out=A[0], mode="clip")             # (b, n_in) X[rows]
+        np.take(X, rows, axis=0, out=A[0], mode="clip")             # (b, n_in) X[rows];
+        # mode="clip" skips the index check (rows come from perm), which also lets take
+        # write into A[0] without a temporary
         np.take(y, rows, out=yb, mode="clip")                       # (b,) y[rows]
         forward_nb(model.W, model.b, A, H, M, Z, rows, keys, activation, p, scale)
         loss = softmax_cross_entropy_nb(Z, model.b[-1], yb, G[-1], db[-1])
