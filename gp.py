@@ -56,8 +56,8 @@ def matern52_of_r2(r2, derivative=True):
     dk/dr2 = -(5/6) (1 + s) exp(-s)   (finite at r2 = 0: no division by r)
     r2: an array of any shape  returns: k (shape of r2), and dk/dr2 (None unless derivative)
     """
-    s = 5.0 * r2                                      # (shape of r2); in place below: each
-    np.sqrt(s, out=s)                                 # pass over a large (n, m) costs time
+    s = 5.0 * r2                                      # (shape of r2). In place from here:
+    np.sqrt(s, out=s)                                 # each pass over a big (n, m) costs
     e = np.negative(s)                                # (shape of r2)
     np.exp(e, out=e)                                  # exp(-s)
     k = s / 3.0                                       # (shape of r2)
@@ -119,7 +119,7 @@ class GP:
 
         theta maximises the log marginal likelihood (plus log_prior, if given): _fit_theta.
         rng: a numpy Generator for the random restarts (None: a Generator seeded with 0).
-        X: (n, d)  y: (n,)  returns: self, holding L (n, n) and alpha (n,)
+        X: (n, d)  y: (n,)  returns: self, holding L (n, n), L_inv = L^-1 and alpha (n,)
         """
         X, y = _check_fit_inputs(X, y, self.lengthscale)  # (n, d), (n,)
         n, d = X.shape
@@ -141,6 +141,7 @@ class GP:
         # positive definite (see below the banner); self.jitter says how much it added.
         self.L, self.jitter = cholesky(K + self.noise * np.eye(n))  # (n, n)  Alg. 2.1, line 2
         self.L_inv = inverse_lower(self.L)            # (n, n) kept: predict's line 5 is a product
+        # (an inverse, not GPML's solves: NumPy has no triangular solve; see inverse_lower)
         self.alpha = self.L_inv.T @ (self.L_inv @ y_std)  # (n,)  line 3: L^T \ (L \ y)
         self.X, self.y_std, self.theta = X, y_std, theta
         return self
@@ -239,7 +240,9 @@ def log_marginal_likelihood(theta, sq_diffs, y, kernel_of_r2, eval_gradient=True
     if not eval_gradient:
         return lml, None
     W = np.outer(alpha, alpha) - L_inv.T @ L_inv      # (n, n)  alpha alpha^T - K^-1
-    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k),  dr2/dlog(l_k) = -2 (x_ik-x_jk)^2 / l_k^2
+    # dK/dlog(l_k) = variance * dk/dr2 * dr2/dlog(l_k),  dr2/dlog(l_k) = -2 (x_ik-x_jk)^2 / l_k^2;
+    # eq. 5.9's 1/2 times that -2 is the -1 below, and tr(W dK) = sum_ij W_ij dK_ij, one
+    # product over the flattened (n, n) pairs for all d length-scales at once
     grad_lengthscale = -variance * ((W * dk_dr2).reshape(-1) @ sq_diffs.reshape(-1, d)) \
         / lengthscale ** 2                            # (d,)
     grad_variance = 0.5 * variance * np.sum(W * k)    # dK/dlog(variance) = variance * k
@@ -253,7 +256,8 @@ def expected_improvement(mean, std, best, xi=0.0):
     """How much a point is expected to beat `best` (lower is better).
 
     EI = gain * Phi(z) + std * phi(z),  gain = best - mean - xi,  z = gain / std
-    Source: Jones, Schonlau & Welch (1998), eq. 15 (written there for minimisation).
+    Source: Jones, Schonlau & Welch (1998), eq. 15 (written there for minimisation), which
+    is xi = 0; xi > 0, a margin the gain must exceed, is a later addition for exploration.
     mean, std: (m,) (or broadcastable)   best, xi: float   returns: (m,)
     """
     mean, std = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(std, dtype=float))
@@ -417,7 +421,11 @@ def cholesky(K, max_jitter=MAX_JITTER):
     """Lower Cholesky factor of K, adding jitter * mean(diag K) to the diagonal if needed.
 
     Jitter tries 0, then FIRST_JITTER, 10 x that, ... up to max_jitter, warning if used.
-    We differ from GPML Alg. 2.1 (no jitter) so that duplicate points still fit.
+    We differ from GPML Alg. 2.1 (no jitter) so that a K singular to rounding still factors:
+    duplicate points, or a very long length-scale, with noise / variance below about 1e-15
+    (BOUNDS keep a fitted theta far from that; a fixed noise with optimize=False need not).
+    The likelihood the fit maximises (log_marginal_likelihood) adds none: it rejects such
+    theta.
     K: (n, n)  returns: L (n, n), the jitter used (relative)
     """
     scale = np.mean(np.diag(K))
@@ -450,8 +458,8 @@ def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER, pairs=()):
     that steps back to the minimiser of a parabola (N&W Sec. 3.5).
     pairs: the (s, y) pairs an earlier run returned, a warm start for a similar f: the
     refit of a GP after one more point then starts with its curvature, not a guess. Any
-    pairs with s^T y > 0 keep the L-BFGS matrix positive definite, so old ones are safe;
-    if they still point uphill, the descent check below starts over without them.
+    pairs with s^T y > 0 keep the L-BFGS matrix positive definite, so old ones always give
+    a descent direction; the check below (start over without pairs) is for rounding.
     x0, lower, upper: (p,)  returns: x (p,), f(x), and the last LBFGS_MEMORY pairs
     """
     x = np.clip(x0, lower, upper)                     # (p,)
@@ -506,7 +514,10 @@ def bo_log_prior(theta):
 
     Each length-scale l: -0.1 (lambda + 1 / lambda) with lambda = 1 / l^2 (peaks at l = 1,
     the size of the unit cube, and forbids tiny l); variance ~ Gamma(2, 1); noise ~
-    Gamma(1.1, 30): the defaults of Optuna's GPSampler (optuna/_gp/prior.py).
+    Gamma(1.1, 30): the defaults of Optuna's GPSampler (optuna/_gp/prior.py). As there,
+    these are log densities of lambda, variance and noise themselves, added to the LML
+    over theta = their logs without the change-of-variables term, so the implied prior on
+    theta is not exactly these Gammas.
     With few points in several dims, maximum likelihood often explains the data as
     independent values (a tiny l, or all noise); the prior keeps the fit to a smooth trend.
     theta: (p,) = log([lengthscales (d,), variance, noise])  returns: float, (p,)
@@ -558,7 +569,8 @@ def log_h_tail(z):
     near = x < SERIES_ABOVE_X                         # (k,)
     xn = x[near]                                      # (k1,)
     bracket[near] = 1 - math.sqrt(math.pi) * xn * np.exp(xn * xn) * erfc(xn)
-    t = 1 / (2 * x[~near] ** 2)                       # (k2,) <= 0.005: the series converges fast
+    t = 1 / (2 * x[~near] ** 2)                       # (k2,) <= 0.005; the series is asymptotic:
+    # its terms shrink while k < x^2 (>= 100 here) and grow after, so SERIES_TERMS suffice
     term, series = t.copy(), t.copy()                 # (k2,), (k2,)
     for k in range(2, SERIES_TERMS + 1):
         term = -term * (2 * k - 1) * t

@@ -103,8 +103,10 @@ class Integer:
             return list(range(self.low, self.high + 1))
         if n_points == 1:
             return [self.from_unit(0.5)]
-        return sorted({self.low, self.high,
-                       *(self.from_unit(u) for u in np.linspace(0, 1, n_points))})
+        a, b = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
+        values = np.linspace(a, b, n_points)          # (n_points,) even in value or log value
+        values = np.rint(np.exp(values) if self.log else values)  # 1, 10, 100, 1000 for log
+        return sorted({self.low, self.high, *(int(v) for v in np.clip(values, self.low, self.high))})
 
     to_unit = Real.to_unit
 
@@ -312,8 +314,9 @@ class BayesianSearch:
     def _next(self, given=None):
         """One step of Bayesian optimisation: the next point to evaluate.
 
-        run() passes `given`, the point a log says was asked, on resume: the GP is then fitted
-        as it was when that point was asked, and the point is taken rather than chosen.
+        run() passes `given`, the point a log says was asked, on resume: the GP is fitted to
+        the trials replayed so far (as the searcher's state moves on), and the point is taken
+        rather than chosen.
         """
         q, number = len(self.space), len(self.values) + len(self.pending)
         rng = np.random.default_rng([self.seed, number])
@@ -343,8 +346,9 @@ class BayesianSearch:
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
         al. 2010): its std there drops to about 0, so EI there does too and the next ask goes
         elsewhere, though it may be close by.
-        The first fit is a full multi-start one; each later one climbs from the last fit's
-        theta and L-BFGS curvature (gp.GP keeps both) until it converges.
+        The first fit climbs twice: from gp.GP's default theta and from the best of 16
+        random draws; each later one climbs from the last fit's theta and L-BFGS curvature
+        (gp.GP keeps both) until it converges.
         """
         y = np.array(self.values)                     # (n,)
         if not np.isfinite(y).any():
@@ -421,9 +425,9 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
 
 
 # ----------------------------------------------------------------------------- successive halving
-# The budget is what a trial spends (epochs, say): objective(params, budget). With the
-# defaults min_budget=1, max_budget=27, eta=3, Hyperband runs four brackets (Li et al. 2018,
-# Table 1 with R = 27), each rung n points at budget r, the best 1/eta going on:
+# The budget is what a trial spends (epochs, say): objective(params, budget). With
+# min_budget=1, max_budget=27, eta=3, Hyperband runs four brackets (Li et al. 2018, Table 1
+# lists them for R = 81), each rung n points at budget r, the best 1/eta going on:
 #     bracket 0 (= successive_halving): 27 at 1, 9 at 3, 3 at 9, 1 at 27
 #     bracket 1:                        12 at 3, 4 at 9, 1 at 27
 #     bracket 2:                         6 at 9, 2 at 27
@@ -445,7 +449,9 @@ def hyperband_brackets(min_budget, max_budget, eta=3):
 
 
 class HalvingSearch:
-    """Successive halving (Jamieson & Talwalkar 2016): one bracket, or Hyperband's all.
+    """Successive halving (Jamieson & Talwalkar 2016) as Hyperband's most aggressive
+    bracket (Li et al. 2018: rungs from min_budget to max_budget, the best 1/eta going on),
+    or with hyperband=True all of Hyperband's brackets.
 
     A rung runs its points at one budget; once all are told, the best n of them (failed ones
     last, ties by asking order) run again at the next rung's budget. A bracket's first rung
@@ -606,8 +612,9 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
         executor=None, n_jobs=1, log=None, resume=False):
     """Ask, evaluate, tell until n_trials trials have finished; returns a Result.
 
-    Trial k is the searcher's k-th point. Up to `workers` trials run at once (one without
-    an executor); as each finishes it is told, and the next is asked. With `log`, a line
+    Trial k is the searcher's k-th point. Trials run one at a time here (the default), on
+    a process pool of n_jobs workers (n_jobs > 1), or on the given executor, as many at once
+    as it has workers; as each finishes it is told, and the next is asked. With `log`, a line
     is written when trial k is asked and another when it finishes; resume replays the log
     through the searcher, reusing every finished trial and running again, under the same
     number, each trial that was asked but never finished. A value that is NaN, inf or not
@@ -997,7 +1004,8 @@ def yeo_johnson(z, lam):
 
 # ----------------------------------------------------------------------------- the log
 # A write-ahead log, one JSON object a line: first the header (what fixes the sequence of
-# trials: method, space, seed, n_points or n_initial), then {"number", "params"} when a
+# trials: method, space and the searcher's config: seed, n_points or n_initial, or the
+# halving budgets and eta), then {"number", "params", "budget"} (null but for halving) when a
 # trial is asked and the whole trial when it finishes. Each line is on disk (fsync) before
 # the trial starts or the next is asked. A Choice value is logged as its option's index.
 

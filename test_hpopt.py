@@ -388,6 +388,18 @@ def test_grid_holds_every_combination_once_with_both_ends():
     assert {p["a"] for p in points} >= {0.1, 10.0} and {p["b"] for p in points} >= {1, 9}
 
 
+def test_grids_are_evenly_spaced_in_value_or_log_value_like_numpy():
+    # numpy's linspace / geomspace, rounded half to even for ints, is the independent answer
+    for dim, n in [(hpopt.Integer(1, 1000, log=True), 4), (hpopt.Integer(2, 1024, log=True), 7),
+                   (hpopt.Integer(10, 150), 4), (hpopt.Integer(10, 80), 7)]:
+        spaced = (np.geomspace if dim.log else np.linspace)(dim.low, dim.high, n)
+        assert dim.grid(n) == [int(v) for v in np.rint(spaced)]
+    assert hpopt.Integer(1, 1000, log=True).grid(4) == [1, 10, 100, 1000]
+    real = hpopt.Real(1e-4, 1.0, log=True)
+    assert real.grid(5) == pytest.approx(np.geomspace(1e-4, 1.0, 5), rel=1e-12)
+    assert hpopt.Real(-1.0, 2.0).grid(4) == pytest.approx(np.linspace(-1.0, 2.0, 4), abs=1e-15)
+
+
 def test_grid_search_returns_the_argmin_of_its_own_grid():
     space = {"x": hpopt.Real(-2, 2), "y": hpopt.Integer(-3, 3)}
     f = lambda p: (p["x"] - 0.7) ** 2 + (p["y"] + 1.2) ** 2
