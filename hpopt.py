@@ -451,8 +451,7 @@ def hyperband_brackets(min_budget, max_budget, eta=3):
 class HalvingSearch:
     """Successive halving (Jamieson & Talwalkar 2016) as Hyperband's most aggressive
     bracket (Li et al. 2018: budgets max_budget // eta^k, the lowest >= min_budget, the best
-    1/eta going on),
-    or with hyperband=True all of Hyperband's brackets.
+    1/eta going on), or with hyperband=True all of Hyperband's brackets.
 
     A rung runs its points at one budget; once all are told, the best n of them (failed ones
     last, ties by asking order) run again at the next rung's budget. A bracket's first rung
