@@ -383,7 +383,19 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
 
 def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
               decay, keys, max_loss):
-    """The same epoch with the twins (CPU, numba): the same steps on arrays made once."""
+    """The same epoch with the twins (CPU, numba): the same steps on arrays made once.
+
+    Step by step, the reference line (left) and where the twins do it (right):
+      A[l] @ W[l]                   np.matmul(A[l], W[l], out=H[l])          forward_nb
+      hidden_forward, * masks[l]    hidden_forward_nb (draws the mask too)   forward_nb
+      A[-1] @ W[-1] + b[-1]         np.matmul(..., out=Z); + b[-1] in softmax_cross_entropy_nb
+      softmax_cross_entropy         softmax_cross_entropy_nb (with db[-1])
+      dW[l] = A[l].T @ G            np.matmul(A[l].T, G[l], out=dW[l])       backward_nb
+      db[l] = G.sum(axis=0)         in the twin that made G: softmax_cross_entropy_nb (last
+                                    layer) or hidden_backward_nb (the others)
+      G @ W[l].T, hidden_backward   np.matmul(..., out=G[l - 1]), hidden_backward_nb
+      sgd_momentum                  sgd_momentum_nb
+    """
     real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], float(model.dropout)
     lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # float32 stays
     scale = real(1 / (1 - p))                                       # dropout's 1 / (1 - p)
