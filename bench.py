@@ -195,6 +195,11 @@ ABLATION = [                                          # (row, constants of hpopt
     ("polish of two steps", {"POLISH_STEPS": (0.01, 0.001)}),
     ("500 uniform candidates", {"N_CANDIDATES": 500}),
     ("n_initial = q + 1", {"n_initial": "q+1"}),
+    ("first fit: one climb", {"FIRST_FIT": (0, 0)}),
+    ("polish 10 children", {"POLISH_CHILDREN": 10}),
+    ("polish 1 parent", {"POLISH_PARENTS": 1}),
+    ("no warp", {"WARP_LAMBDAS": (1.0,)}),
+    ("no prior (max. lik.)", {"LOG_PRIOR": None}),
 ]
 TUNING = ["branin", "six_hump_camel", "hartmann3", "rosenbrock4", "ackley5", "mixed_hp"]
 HELD_OUT = ["goldstein_price", "shekel4", "michalewicz5", "dixon_price6", "powell4", "mixed_arch"]
@@ -210,7 +215,7 @@ def ablation(seeds, budget, functions):
     print(f"median log10 regret after {budget} evaluations over {seeds} seeds "
           f"(regret = best - known minimum, floored at 1e-12; lower is better)")
     print(f"{'':24s}" + "".join(f"{name[:10]:>11s}" for name in functions) + "       mean")
-    saved = {k: getattr(hpopt, k) for k in ("N_LOCAL", "POLISH_STEPS", "N_CANDIDATES")}
+    saved = {k: getattr(hpopt, k) for _, changes in ABLATION for k in changes if k != "n_initial"}
     for row, changes in ABLATION:
         for name, value in changes.items():
             if name != "n_initial":

@@ -281,6 +281,10 @@ N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size 
 POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best 5 move by shrinking steps:
                                 # without, 0.53 worse; two small steps are no worse on
                                 # average but miss a peak between pool points (a test)
+POLISH_PARENTS, POLISH_CHILDREN = 5, 20   # the points polished, and the children of each
+FIRST_FIT = (1, 16)             # the first GP fit's extra climbs, from the best of 16 draws
+WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas warp() chooses from (1: none)
+LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior (None: ML)
 
 
 class BayesianSearch:
@@ -302,7 +306,7 @@ class BayesianSearch:
         self.config = {"seed": self.seed, "n_initial": n_initial}
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
         self.pending, self.seen = {}, set()           # asked, not told: key -> u; every key
-        self.gp = gp.GP("matern52", log_prior=gp.bo_log_prior)   # MAP fit (gp.py)
+        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR)   # MAP fit (gp.py)
         rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # one per stratum
@@ -357,7 +361,7 @@ class BayesianSearch:
         y = np.concatenate([y, np.full(len(self.pending), y.min())])      # pending: best
         X = gp_inputs(self.space, np.array(self.U + list(self.pending.values())))  # (n, D)
         first = self.gp.X is None
-        self.gp.n_restarts, self.gp.n_candidates = (1, 16) if first else (0, 0)
+        self.gp.n_restarts, self.gp.n_candidates = FIRST_FIT if first else (0, 0)
         y = warp(y)                                   # (n,) nearer a Gaussian, same order
         try:
             self.gp.fit(X, y, rng=np.random.default_rng([self.seed, number, 1]))  # own stream
@@ -383,29 +387,30 @@ class BayesianSearch:
         self.values.append(_as_value(value)[0])
 
 
-def maximize_acquisition(score, U_pool, snap_fn, rng, n_parents=5, n_children=20):
+def maximize_acquisition(score, U_pool, snap_fn, rng):
     """The pool's points, and a local polish of its best: ranked by score, best first.
 
     score: (m, q) -> (m,) (higher is better); U_pool: (m, q) valid points; snap_fn: (m, q)
-    -> (m, q) valid points. Each round moves the n_parents best points by Gaussian steps of
-    the next size in POLISH_STEPS and keeps the best of parents and children, so the result
-    never scores below the pool's best.   returns: U (k, q) and scores (k,)
+    -> (m, q) valid points. Each round moves the POLISH_PARENTS best points, each by
+    POLISH_CHILDREN Gaussian steps of the next size in POLISH_STEPS, and keeps the best
+    POLISH_PARENTS of parents and children, so the result never scores below the pool's
+    best.   returns: U (k, q) and scores (k,)
     """
     U, s = U_pool, score(U_pool)                      # (m, q), (m,)
-    parents = np.argsort(s)[::-1][:n_parents]
-    P, ps = U[parents], s[parents]                    # (n_parents, q), (n_parents,)
+    parents = np.argsort(s)[::-1][:POLISH_PARENTS]
+    P, ps = U[parents], s[parents]                    # (parents, q), (parents,)
     for step in POLISH_STEPS:
-        C = snap_fn(np.repeat(P, n_children, axis=0)
-                    + step * rng.standard_normal((len(P) * n_children, U.shape[1])))
+        C = snap_fn(np.repeat(P, POLISH_CHILDREN, axis=0)
+                    + step * rng.standard_normal((len(P) * POLISH_CHILDREN, U.shape[1])))
         both, both_s = np.vstack([P, C]), np.concatenate([ps, score(C)])
-        keep = np.argsort(both_s)[::-1][:n_parents]   # the best of parents and children
+        keep = np.argsort(both_s)[::-1][:POLISH_PARENTS]  # the best of parents and children
         P, ps = both[keep], both_s[keep]
     U, s = np.vstack([P, U]), np.concatenate([ps, s])
     order = np.argsort(s, kind="stable")[::-1]
     return U[order], s[order]
 
 
-def warp(y, lambdas=np.linspace(-1, 3, 41)):
+def warp(y):
     """Standardise the targets, then Yeo-Johnson with lambda by maximum likelihood.
 
     A monotone map: it keeps the order of the values (so the argmin) and makes their
@@ -418,6 +423,7 @@ def warp(y, lambdas=np.linspace(-1, 3, 41)):
     if y.max() == y.min() or not y.std() > 0:        # all equal (std may round to 3e-17,
         return y                                      # or underflow to 0): nothing to warp
     z = (y - y.mean()) / y.std()                      # (n,)
+    lambdas = np.asarray(WARP_LAMBDAS)               # (k,)
     T = yeo_johnson(z, lambdas[:, None])              # (k, n) every candidate lambda
     loglik = -0.5 * len(z) * np.log(T.var(axis=1)) \
         + (lambdas - 1) * np.sum(np.sign(z) * np.log1p(np.abs(z)))   # (k,)
