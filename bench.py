@@ -195,9 +195,8 @@ ABLATION = [                                          # (row, constants of hpopt
     ("polish of two steps", {"POLISH_STEPS": (0.01, 0.001)}),
     ("500 uniform candidates", {"N_CANDIDATES": 500}),
     ("n_initial = q + 1", {"n_initial": "q+1"}),
-    ("first fit: one climb", {"FIRST_FIT": (0, 0)}),
+    ("polish 5 parents", {"POLISH_PARENTS": 5}),
     ("polish 10 children", {"POLISH_CHILDREN": 10}),
-    ("polish 1 parent", {"POLISH_PARENTS": 1}),
     ("no warp", {"WARP_LAMBDAS": (1.0,)}),
     ("no prior (max. lik.)", {"LOG_PRIOR": None}),
 ]

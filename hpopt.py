@@ -274,17 +274,20 @@ class RandomSearch:
 # below is the rise of the mean over its six functions of the median log10 regret after 40
 # evaluations, 30 seeds (README.md, "What each number buys", has the table and the rule;
 # python bench.py ablation reruns it).
-N_CANDIDATES = 250              # uniform candidates scored by log EI at each ask (500: 0.03
-                                # better, under the 0.1 that would keep the larger number),
+N_CANDIDATES = 250              # uniform candidates scored by log EI at each ask (500:
+                                # 0.02 worse),
 N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u)
-                                # from the best trial: without them, 0.66 worse
-POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best 5 move by shrinking steps:
-                                # without, 0.53 worse; two small steps are no worse on
-                                # average but miss a peak between pool points (a test)
-POLISH_PARENTS, POLISH_CHILDREN = 5, 20   # the points polished, and the children of each
-FIRST_FIT = (1, 16)             # the first GP fit's extra climbs, from the best of 16 draws
-WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas warp() chooses from (1: none)
-LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior (None: ML)
+                                # from the best trial: without them, 0.87 worse
+POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best point moves by shrinking
+                                # steps: without, 0.53 worse; two small steps 0.09 worse,
+                                # and they miss a peak between pool points (a test)
+POLISH_PARENTS, POLISH_CHILDREN = 1, 20   # the points polished, and the children of each
+                                # (5 parents: 0.02 better, within 0.1; 10 children:
+                                # hartmann3 0.53 worse)
+WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas warp() chooses from; without
+                                # the warp (lambda 1 alone), 0.64 worse
+LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior; maximum
+                                # likelihood (None), 1.05 worse
 
 
 class BayesianSearch:
@@ -306,7 +309,8 @@ class BayesianSearch:
         self.config = {"seed": self.seed, "n_initial": n_initial}
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
         self.pending, self.seen = {}, set()           # asked, not told: key -> u; every key
-        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR)   # MAP fit (gp.py)
+        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR,   # MAP fit (gp.py), one climb
+                        n_restarts=0, n_candidates=0)     # each: restarts did not pay
         rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # one per stratum
@@ -350,9 +354,8 @@ class BayesianSearch:
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
         al. 2010): its std there drops to about 0, so EI there does too and the next ask goes
         elsewhere, though it may be close by.
-        The first fit climbs twice: from gp.GP's default theta and from the best of 16
-        random draws; each later one climbs from the last fit's theta and L-BFGS curvature
-        (gp.GP keeps both) until it converges.
+        Each fit is one climb: the first from gp.GP's default theta, each later one from
+        the last fit's theta and L-BFGS curvature (gp.GP keeps both) until it converges.
         """
         y = np.array(self.values)                     # (n,)
         if not np.isfinite(y).any():
@@ -360,8 +363,6 @@ class BayesianSearch:
         y = np.where(np.isfinite(y), y, y[np.isfinite(y)].max())          # failed: worst
         y = np.concatenate([y, np.full(len(self.pending), y.min())])      # pending: best
         X = gp_inputs(self.space, np.array(self.U + list(self.pending.values())))  # (n, D)
-        first = self.gp.X is None
-        self.gp.n_restarts, self.gp.n_candidates = FIRST_FIT if first else (0, 0)
         y = warp(y)                                   # (n,) nearer a Gaussian, same order
         try:
             self.gp.fit(X, y, rng=np.random.default_rng([self.seed, number, 1]))  # own stream
