@@ -197,7 +197,7 @@ ABLATION = [                                          # (row, constants of hpopt
     ("n_initial = q + 1", {"n_initial": "q+1"}),
     ("polish 5 parents", {"POLISH_PARENTS": 5}),
     ("polish 10 children", {"POLISH_CHILDREN": 10}),
-    ("no warp", {"WARP_LAMBDAS": (1.0,)}),
+    ("no warp", {"WARP_LAMBDAS": np.array([1.0])}),
     ("no prior (max. lik.)", {"LOG_PRIOR": None}),
 ]
 TUNING = ["branin", "six_hump_camel", "hartmann3", "rosenbrock4", "ackley5", "mixed_hp"]

@@ -309,8 +309,7 @@ class BayesianSearch:
         self.config = {"seed": self.seed, "n_initial": n_initial}
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
         self.pending, self.seen = {}, set()           # asked, not told: key -> u; every key
-        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR,   # MAP fit (gp.py), one climb
-                        n_restarts=0, n_candidates=0)     # each: restarts did not pay
+        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0, n_candidates=0)
         rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # one per stratum
@@ -424,10 +423,9 @@ def warp(y):
     if y.max() == y.min() or not y.std() > 0:        # all equal (std may round to 3e-17,
         return y                                      # or underflow to 0): nothing to warp
     z = (y - y.mean()) / y.std()                      # (n,)
-    lambdas = np.asarray(WARP_LAMBDAS)               # (k,)
-    T = yeo_johnson(z, lambdas[:, None])              # (k, n) every candidate lambda
+    T = yeo_johnson(z, WARP_LAMBDAS[:, None])         # (k, n) every candidate lambda
     loglik = -0.5 * len(z) * np.log(T.var(axis=1)) \
-        + (lambdas - 1) * np.sum(np.sign(z) * np.log1p(np.abs(z)))   # (k,)
+        + (WARP_LAMBDAS - 1) * np.sum(np.sign(z) * np.log1p(np.abs(z)))   # (k,)
     return T[np.argmax(loglik)]
 
 
