@@ -176,6 +176,12 @@ def snap(space, U):
     return np.column_stack([dim.snap(U[:, j]) for j, dim in enumerate(space.values())])
 
 # ----------------------------------------------------------------------------- grid and random
+# Every searcher has the same parts: ask(n) -> up to n points (dicts), tell(params, value),
+# `space`, and `config` (what the log's header records). ask(n) calls _next() n times, and
+# _next(given) takes one step of the searcher and returns its point. run() calls _next
+# itself so that on resume it can pass `given`, the point the log says was asked at that
+# step: the searcher returns it instead of its own pick, but moves its state on (counters,
+# random draws, the GP) as it did the first time, so that later steps match.
 
 
 class GridSearch:
