@@ -135,7 +135,8 @@ class GP:
             theta, self.pairs = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)
         self.lengthscale, self.variance, self.noise = (
             np.exp(theta[:d]), float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
-        r2 = sq_diffs @ (1 / self.lengthscale ** 2)   # (n, n)
+        r2 = sq_diffs @ (1 / self.lengthscale ** 2)   # (n, n) from the (n, n, d) the LML
+        # calls reweighted; predict, with no such array, uses scaled_sq_dist (same r2)
         K = self.variance * kernel_of_r2(r2, False)[0]  # (n, n)
         # cholesky adds jitter to the diagonal only if K + noise I is not numerically
         # positive definite (see below the banner); self.jitter says how much it added.
