@@ -423,8 +423,9 @@ def cholesky(K, max_jitter=MAX_JITTER):
 
     Jitter tries 0, then FIRST_JITTER, 10 x that, ... up to max_jitter, warning if used.
     We differ from GPML Alg. 2.1 (no jitter) so that a K singular to rounding still factors:
-    duplicate points, or a very long length-scale, with noise / variance below about 1e-15
-    (BOUNDS keep a fitted theta far from that; a fixed noise with optimize=False need not).
+    duplicate points, or a very long length-scale, with a noise near the rounding unit of
+    the variance (BOUNDS keep a fitted theta far from that; a fixed noise with
+    optimize=False need not).
     The likelihood the fit maximises (log_marginal_likelihood) adds none: it rejects such
     theta.
     K: (n, n)  returns: L (n, n), the jitter used (relative)

@@ -106,7 +106,8 @@ class Integer:
         a, b = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
         values = np.linspace(a, b, n_points)          # (n_points,) even in value or log value
         values = np.rint(np.exp(values) if self.log else values)  # 1, 10, 100, 1000 for log
-        return sorted({self.low, self.high, *(int(v) for v in np.clip(values, self.low, self.high))})
+        values = np.clip(values, self.low, self.high)
+        return sorted({self.low, self.high, *(int(v) for v in values)})
 
     to_unit = Real.to_unit
 

@@ -7,11 +7,11 @@ The forward pass, softmax cross-entropy, backpropagation and the SGD update are 
 NumPy functions: the code to read. Each elementwise step has a Numba twin right after it,
 a short loop that fuses the step with its neighbours (bias, activation, dropout; the
 gradient and its column sums) and writes into arrays made once per epoch. The matrix
-products stay numpy's (`np.matmul(A, W, out=H)`, which is `A @ W` written into H), called
-from a Python loop over mini-batches that mirrors the reference loop. Without numba the
-NumPy functions run; with device="gpu" they run on CuPy arrays. The first training run of
-a process compiles the twins (about 2 s; README.md has the figures) and Numba caches them
-in __pycache__ for later processes.
+products stay numpy's (`np.matmul(A, W, out=H)`, which is `A @ W` written into H), each
+called in a Python loop over mini-batches that mirrors the reference loop. Without numba
+the NumPy functions run; with device="gpu" they run on CuPy arrays. The first training
+run of a process compiles the twins (about 2 s; README.md has the figures) and Numba
+caches them in __pycache__ for later processes.
 
 References:
   D. E. Rumelhart, G. E. Hinton & R. J. Williams, "Learning representations by
