@@ -27,22 +27,25 @@ import warnings
 import numpy as np
 
 # n: observed points  m: query points  d: input dims  p = d + 2: hyperparameters
-# X (n, d): observed inputs, expected in the unit cube.  y (n,): observed targets.
+# X (n, d): observed inputs.  y (n,): observed targets.
 # theta (p,) = log([lengthscale_1 .. lengthscale_d, variance, noise]): what the optimiser moves.
 # K (n, n) = k(X, X) + noise I = L L^T (Cholesky, L lower-triangular).  alpha (n,) = K^-1 y.
 # Ks (n, m) = k(X, X*): the "k*" of GPML, one column per query point.  v (n, m) = L \ Ks.
 # mean, std (m,): the posterior of f at the queries.  best: the lowest y so far.
 # gain = best - mean - xi (xi >= 0 demands a margin),  z = gain / std.
 # Phi, phi: the standard normal cdf and pdf.  "A \ b" means the solution x of A x = b.
-# Targets are standardised inside fit (mean 0, std 1), so variance and noise are in those units.
+# Unlike GPML's Algorithm 2.1, fit first scales the data: each column of X to [0, 1] (by its
+# smallest and largest value, as BoTorch's Normalize does) and y to mean 0, std 1, so that
+# the BOUNDS and the default hyperparameters below suit data of any units; lengthscale is
+# reported in X's units, variance and noise in those of the standardised y.
 
 BOUNDS = {"lengthscale": (1e-3, 1e3), "variance": (1e-3, 1e3), "noise": (1e-6, 1.0)}
-# Box for the fitted hyperparameters (the optimiser moves their logs). Inputs live in the
-# unit cube and y is standardised, so 1e-3 .. 1e3 is wide on both sides (a judgement, not
-# tuned); the noise floor 1e-6 is Optuna's (DEFAULT_MINIMUM_NOISE_VAR) and keeps K conditioned.
+# Box for the fitted hyperparameters (the optimiser moves their logs), in the scaled units:
+# 1e-3 .. 1e3 is wide on both sides (a judgement, not tuned); the noise floor 1e-6 is
+# Optuna's (DEFAULT_MINIMUM_NOISE_VAR) and keeps K conditioned.
 N_RESTARTS, N_CANDIDATES, MAX_ITER = 1, 32, 200
-# Defaults of the fit: with them the LML reached equals scikit-learn's with 5 restarts to
-# 0.001 for n = 50 .. 500 (README, "The GP against scikit-learn").
+# Defaults of the fit: one restart from the best of 32 random draws; `python bench.py gp`
+# compares the likelihood and test error reached with scikit-learn's (BENCHMARKS.md).
 
 # ----------------------------------------------------------------------------- kernels
 # A stationary kernel depends on x and x' only through r2, their squared distance after
@@ -92,30 +95,28 @@ def rbf(X1, X2, lengthscale, variance):
 class GP:
     """Gaussian-process regression: exact inference by Cholesky (GPML Algorithm 2.1).
 
-    kernel: "matern52" or "rbf" (ARD); lengthscale (scalar or (d,)), variance, noise: the
-    starting (or, with optimize=False, fixed) hyperparameters, in standardised-y units
-    (defaults: 1, the size of the unit cube and the variance of standardised y; noise at
-    its floor).
-    After fit, the fitted values sit in the same attributes (lengthscale is then (d,)),
-    and a later fit warm-starts from them and from the optimiser's curvature pairs.
+    kernel: "matern52" or "rbf" (ARD); lengthscale (scalar or (d,), in X's units; default:
+    the span of each column), variance, noise (in standardised-y units: defaults 1 and the
+    noise floor): the starting (or, with optimize=False, fixed) hyperparameters.
+    After fit, the fitted values sit in the same attributes (lengthscale is then (d,)).
+    A fit is a function of the data and these starting values alone.
     n_restarts: extra optimiser starts, chosen as the best of n_candidates random draws.
     log_prior: None (maximum likelihood), or a function theta -> (log density, gradient)
     to fit by maximum a posteriori instead, such as bo_log_prior.
     """
 
-    def __init__(self, kernel="matern52", lengthscale=1.0, variance=1.0, noise=BOUNDS["noise"][0],
+    def __init__(self, kernel="matern52", lengthscale=None, variance=1.0, noise=BOUNDS["noise"][0],
                  optimize=True, n_restarts=N_RESTARTS, n_candidates=N_CANDIDATES,
                  log_prior=None, max_iter=MAX_ITER):
         _check_hyperparameters(kernel, lengthscale, variance, noise, n_restarts)
         self.kernel, self.optimize = kernel, optimize
-        self.lengthscale = np.asarray(lengthscale, dtype=float)  # () or (d,)
-        self.variance, self.noise = float(variance), float(noise)
+        self.lengthscale = None if lengthscale is None else np.asarray(lengthscale, dtype=float)
+        self.variance, self.noise = float(variance), float(noise)   # lengthscale: () or (d,)
         self.n_restarts, self.n_candidates = n_restarts, n_candidates
-        self.log_prior, self.max_iter = log_prior, max_iter
-        self.X, self.pairs = None, ()                 # pairs: L-BFGS memory of the last fit
+        self.log_prior, self.max_iter, self.X = log_prior, max_iter, None
 
     def fit(self, X, y, rng=None):
-        """Standardise y, fit theta (if optimize), factor K: GPML Alg. 2.1, lines 2-3.
+        """Scale X and y, fit theta (if optimize), factor K: GPML Alg. 2.1, lines 2-3.
 
         theta maximises the log marginal likelihood (plus log_prior, if given): _fit_theta.
         rng: a numpy Generator for the random restarts (None: a Generator seeded with 0).
@@ -123,19 +124,23 @@ class GP:
         """
         X, y = _check_fit_inputs(X, y, self.lengthscale)  # (n, d), (n,)
         n, d = X.shape
-        self.y_mean, self.y_scale = y.mean(), y.std()
-        if not self.y_scale > 0:
-            self.y_scale = 1.0                        # constant y: nothing to scale
-        y_std = (y - self.y_mean) / self.y_scale      # (n,)
+        self.x_low, x_span = X.min(axis=0), np.ptp(X, axis=0)  # (d,), (d,)
+        self.x_span = np.where(x_span > 0, x_span, 1.0)  # (d,) a constant column: 1
+        X = (X - self.x_low) / self.x_span            # (n, d) in the unit cube of the data
+        y_max = np.max(np.abs(y)) or 1.0              # y / y_max first: y.std() of 1e154s
+        mean, std = np.mean(y / y_max), np.std(y / y_max)  # overflows, of 1e-170s underflows
+        self.y_mean, self.y_scale = mean * y_max, std * y_max if std > 0 else 1.0  # constant y
+        y_std = (y - self.y_mean) / self.y_scale      # (n,) mean 0, std 1
         sq_diffs = (X[:, None, :] - X[None, :, :]) ** 2  # (n, n, d) reused by every LML call
         kernel_of_r2 = KERNEL_OF_R2[self.kernel]
-        theta = np.log(np.concatenate([np.broadcast_to(self.lengthscale, d),
-                                       [self.variance, self.noise]]))  # (p,)
+        ell = self.x_span if self.lengthscale is None else self.lengthscale  # () or (d,)
+        theta = np.log(np.concatenate([np.broadcast_to(ell, d) / self.x_span,
+                                       [self.variance, self.noise]]))  # (p,) scaled units
         if self.optimize:
-            theta, self.pairs = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)
+            theta = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)
         self.lengthscale, self.variance, self.noise = (
-            np.exp(theta[:d]), float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
-        r2 = sq_diffs @ (1 / self.lengthscale ** 2)   # (n, n) from the (n, n, d) the LML
+            np.exp(theta[:d]) * self.x_span, float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
+        r2 = sq_diffs @ np.exp(-2 * theta[:d])        # (n, n) from the (n, n, d) the LML
         # calls reweighted; predict, with no such array, uses scaled_sq_dist (same r2)
         K = self.variance * kernel_of_r2(r2, False)[0]  # (n, n)
         # cholesky adds jitter to the diagonal only if K + noise I is not numerically
@@ -150,10 +155,9 @@ class GP:
     def _fit_theta(self, theta0, sq_diffs, y, kernel_of_r2, rng):
         """Maximise the LML (plus log_prior) over theta inside BOUNDS, from several starts.
 
-        Starts: theta0 (the warm start) and the n_restarts best of n_candidates random
-        draws, ranked by their LML; each is climbed by L-BFGS (minimize_box, below).
-        sq_diffs: (n, n, d)  y: (n,)  theta0: (p,)
-        returns: the best theta (p,) and the L-BFGS pairs of its climb
+        Starts: theta0 and the n_restarts best of n_candidates random draws, ranked by
+        their LML; each is climbed by L-BFGS (minimize_box, below).
+        sq_diffs: (n, n, d)  y: (n,)  theta0: (p,)  returns: the best theta (p,)
         """
         d = sq_diffs.shape[2]
         bounds = [BOUNDS["lengthscale"]] * d + [BOUNDS["variance"], BOUNDS["noise"]]
@@ -163,9 +167,8 @@ class GP:
         candidates[:, d] = 0.0                        # y is standardised: start variance at 1
         screened = [log_marginal_likelihood(c, sq_diffs, y, kernel_of_r2, False)[0]
                     + (self.log_prior(c)[0] if self.log_prior else 0.0)
-                    for c in candidates]
-        starts = [np.clip(theta0, lower, upper)]
-        starts += [candidates[i] for i in np.argsort(screened)[::-1][:self.n_restarts]]
+                    for c in candidates] if self.n_restarts else []
+        starts = [theta0] + [candidates[i] for i in np.argsort(screened)[::-1][:self.n_restarts]]
 
         def negative_lml(t):                          # (plus the prior's log density)
             lml, grad = log_marginal_likelihood(t, sq_diffs, y, kernel_of_r2)
@@ -174,15 +177,8 @@ class GP:
                 lml, grad = lml + lp, grad + lp_grad
             return (-lml, -grad) if np.isfinite(lml) else (np.inf, grad)
 
-        # the last fit's L-BFGS pairs describe the curvature around its optimum, which is
-        # theta0: they start that climb; at a random start they would mislead (and pairs
-        # from data with another number of columns do not fit theta at all)
-        same_size = all(len(s) == len(theta0) for s, _ in self.pairs)
-        warm = [self.pairs if same_size else ()] + [()] * (len(starts) - 1)
-        fits = [minimize_box(negative_lml, s, lower, upper, self.max_iter, pairs)
-                for s, pairs in zip(starts, warm)]
-        best = min(fits, key=lambda fit: fit[1])
-        return best[0], best[2]
+        fits = [minimize_box(negative_lml, s, lower, upper, self.max_iter) for s in starts]
+        return min(fits, key=lambda fit: fit[1])[0]
 
     def predict(self, X, return_std=False):
         """Posterior mean (and std) of the latent f at X, in y's units.
@@ -191,8 +187,8 @@ class GP:
         var  = k(x*, x*) - v^T v,  v = L \\ k*   GPML eq. 2.26 (lines 5-6); no noise term
         X: (m, d)  returns: mean (m,), or (mean (m,), std (m,))
         """
-        X = _check_query(X, self.X)                   # (m, d)
-        r2 = scaled_sq_dist(self.X, X, self.lengthscale)  # (n, m)
+        X = (_check_query(X, self.X) - self.x_low) / self.x_span  # (m, d) as in fit
+        r2 = scaled_sq_dist(self.X, X, self.lengthscale / self.x_span)  # (n, m)
         Ks = self.variance * KERNEL_OF_R2[self.kernel](r2, False)[0]  # (n, m)  k* per column
         mean = Ks.T @ self.alpha                      # (m,)  line 4: k*^T alpha
         if not return_std:
@@ -315,7 +311,7 @@ def _check_hyperparameters(kernel, lengthscale, variance, noise, n_restarts):
     if kernel not in KERNEL_OF_R2:
         raise ValueError(f"kernel must be one of {list(KERNEL_OF_R2)}; got {kernel!r}")
     for name, value in [("lengthscale", lengthscale), ("variance", variance), ("noise", noise)]:
-        v = np.asarray(value, dtype=float)            # () or (d,)
+        v = np.asarray(1.0 if value is None else value, dtype=float)  # () or (d,)
         if v.ndim > 1 or not np.all(np.isfinite(v)) or not np.all(v > 0):
             raise ValueError(f"{name} must be positive and finite; got {value!r}")
     if not isinstance(n_restarts, int) or n_restarts < 0:
@@ -342,7 +338,7 @@ def _check_fit_inputs(X, y, lengthscale):
                          f"got shape {y.shape}")
     if not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or inf")
-    if lengthscale.ndim == 1 and len(lengthscale) not in (1, X.shape[1]):
+    if lengthscale is not None and lengthscale.ndim == 1 and len(lengthscale) not in (1, X.shape[1]):
         raise ValueError(f"lengthscale has {len(lengthscale)} entries but X has "
                          f"d={X.shape[1]} columns")
     return X, y
@@ -452,21 +448,19 @@ ARMIJO_C1, MIN_STEP, MIN_CURVATURE = 1e-4, 1e-10, 1e-12
 # a pair (s, y) is kept only if s^T y > 1e-12, so the L-BFGS matrix stays positive definite.
 
 
-def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER, pairs=()):
+def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER):
     """Minimise f(x) -> (value, gradient) over the box lower <= x <= upper.
 
     L-BFGS direction (Nocedal & Wright Alg. 7.4, the two-loop recursion) on the variables
     that are not held at a bound, a projected step and a backtracking (Armijo) line search
     that steps back to the minimiser of a parabola (N&W Sec. 3.5).
-    pairs: the (s, y) pairs an earlier run returned, a warm start for a similar f: the
-    refit of a GP after one more point then starts with its curvature, not a guess. Any
-    pairs with s^T y > 0 keep the L-BFGS matrix positive definite, so old ones always give
-    a descent direction; the check below (start over without pairs) is for rounding.
-    x0, lower, upper: (p,)  returns: x (p,), f(x), and the last LBFGS_MEMORY pairs
+    Pairs with s^T y > 0 keep the L-BFGS matrix positive definite, so the direction is one
+    of descent; the check below (start over without pairs) is for rounding.
+    x0, lower, upper: (p,)  returns: x (p,), f(x)
     """
     x = np.clip(x0, lower, upper)                     # (p,)
     fx, g = f(x)
-    pairs = list(pairs)                               # (step s, gradient change y): (p,) each
+    pairs = []                                        # (step s, gradient change y): (p,) each
     for _ in range(max_iter):
         held = ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))  # (p,)
         pg = np.where(held, 0.0, g)                   # (p,) projected gradient
@@ -503,7 +497,7 @@ def minimize_box(f, x0, lower, upper, max_iter=MAX_ITER, pairs=()):
         x, fx, g = x_new, f_new, g_new
         if done:
             break
-    return x, fx, pairs
+    return x, fx
 
 
 LENGTHSCALE_PRIOR_WEIGHT, VARIANCE_GAMMA, NOISE_GAMMA = 0.1, (2.0, 1.0), (1.1, 30.0)
