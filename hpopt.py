@@ -34,16 +34,7 @@ References:
     Technometrics 21, 1979 (Latin hypercube sampling).
 Depends on: numpy and gp.py (same folder); Python 3.9 or newer. Licence: MIT.
 """
-import copy
-import inspect
-import json
-import math
-import numbers
-import os
-import pickle
-import re
-import time
-import warnings
+import copy, inspect, json, math, numbers, os, pickle, re, reprlib, time, warnings
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -52,10 +43,7 @@ import numpy as np
 
 import gp
 
-try:
-    import fcntl                                      # locks the log (POSIX); absent on Windows
-except ImportError:
-    fcntl = None
+fcntl = None if os.name == "nt" else __import__("fcntl")   # locks the log; not on Windows
 
 # Objectives are minimised: "best" always means lowest.
 # u: a point of the unit cube, one coordinate per dimension (log dims through the log,
@@ -595,7 +583,6 @@ def hyperband(objective, space, min_budget, max_budget, eta=3, seed=None, **run_
 # ---- engineering: safe to skip on a first read ----
 # Trial and Result; run(), the loop with its failures, workers and log; the input checks.
 
-
 # ----------------------------------------------------------------------------- results
 
 
@@ -630,13 +617,8 @@ class Result:
                              + (f" (first error: {self.trials[0].error})" if self.trials else ""))
         return min(ok, key=lambda t: t.value)
 
-    @property
-    def best_params(self):
-        return self.best_trial.params
-
-    @property
-    def best_value(self):
-        return self.best_trial.value
+    best_params = property(lambda self: self.best_trial.params)
+    best_value = property(lambda self: self.best_trial.value)
 
     @property
     def best_so_far(self):
@@ -672,28 +654,25 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
               "space": _describe(searcher.space), **searcher.config}
     log_file, finished, unfinished = (_open_log(log, header, searcher.space, resume) if log
                                       else (None, [], []))
-    result, running, stop, ended = Result(method=method), {}, None, False
+    result, running, stop, ended = Result(finished, method), {}, None, False
     for trial in finished:                            # resume: what the log holds, told
         searcher.tell(trial.params, trial.value)
-        result.trials.append(trial)
-    rerun = {number for number, _, _ in unfinished}
+    rerun = {k for k, _, _ in unfinished}
     number = 1 + max([t.number for t in finished] + list(rerun), default=-1)
     pool = _Pool(executor, n_jobs, log_file)
 
     def submit(number, params, budget):
-        future = pool.submit(objective, copy.deepcopy(params), catch, budget)
-        running[future] = (number, params, budget)
+        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = \
+            (number, params, budget)
 
     try:
         while True:
             while stop is None and len(running) < pool.workers \
                     and len(result.trials) + len(running) < n_trials:
-                if unfinished:                        # asked before the stop: run again
-                    submit(*unfinished.pop(0))
+                if unfinished:                        # asked before the stop: run again,
+                    submit(*unfinished.pop(0))        # and ask once they are told
                     continue
-                if any(k in rerun for k, _, _ in running.values()):
-                    break                             # ask once they are told
-                asked = searcher.ask()
+                asked = [] if rerun & {k for k, _, _ in running.values()} else searcher.ask()
                 if not asked:                         # a rung waits, or no points are left
                     break
                 _write(log_file, {"number": number, "params": _encode(searcher.space, asked[0]),
@@ -704,20 +683,19 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: running[f][0]):
-                trial_number, params, budget = running.pop(future)
+                k, params, budget = running.pop(future)
                 try:
                     value, error, seconds = future.result()
-                except BrokenExecutor as e:           # a worker died: not the trial's fault
-                    if pool.restart(future):          # run it again on a fresh pool
-                        submit(trial_number, params, budget)
+                except BrokenExecutor as e:           # a worker died: not the trial's fault,
+                    if pool.restart(future):          # so it runs again on a fresh pool
+                        submit(k, params, budget)
                     else:
                         stop = stop or e
                     continue
                 except Exception as e:                # raised, and not in catch
                     stop = stop or e
                     continue
-                trial = Trial(trial_number, params, value, seconds,
-                              "ok" if error is None else "failed", error, budget)
+                trial = Trial(k, params, value, seconds, "failed" if error else "ok", error, budget)
                 searcher.tell(params, value)
                 result.trials.append(trial)
                 pool.progress = True
@@ -745,39 +723,25 @@ def _evaluate(objective, params, catch, budget=None):
     """One trial, where it runs (this process or a worker): (value, error, seconds)."""
     t0 = time.perf_counter()
     try:
-        value, error = _as_value(objective(params) if budget is None
-                                 else objective(params, budget))
+        value = objective(params) if budget is None else objective(params, budget)
     except catch as e:
-        value, error = math.nan, f"{type(e).__name__}: {e}"
-    except Exception as e:                            # to be raised where run() is: it must
-        try:                                          # survive pickling, or a process pool
-            pickle.loads(pickle.dumps(e))             # takes it for a dead worker
+        return math.nan, f"{type(e).__name__}: {e}", time.perf_counter() - t0
+    except Exception as e:                            # raised where run() is: it must survive
+        try:                                          # pickling, or a process pool takes it
+            pickle.loads(pickle.dumps(e))             # for a dead worker
         except Exception:
             raise RuntimeError(f"the objective raised {type(e).__name__}: {e} (an exception "
                                "that cannot be pickled, so it is raised as this)") from None
         raise
-    return value, error, time.perf_counter() - t0
-
-
-def _as_value(value):
-    """(float, None) for a finite real number; (nan, why) for anything else."""
-    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
-        value = value.item()                          # numpy scalars and 0-d arrays
+    number = value.item() if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0 \
+        else value
     try:
-        if not _is_real(value):
-            raise TypeError(f"{type(value).__name__}, not a number")
-        value = float(value)                          # an int too large for a float fails
-    except (TypeError, OverflowError, ValueError) as e:
-        return math.nan, f"objective returned {_short_repr(value)} ({e})"
-    return (value, None) if math.isfinite(value) else (math.nan, f"objective returned {value}")
-
-
-def _short_repr(x):
-    try:
-        text = repr(x)
-    except Exception:                                 # a broken __repr__ is no reason to stop
-        text = f"<{type(x).__name__}>"
-    return text if len(text) <= 80 else text[:77] + "..."
+        number = float(number) if _is_real(number) else math.nan
+    except OverflowError:                             # an int too large for a float
+        number = math.nan
+    error = None if math.isfinite(number) else \
+        f"objective returned {reprlib.repr(value)}, not a finite number"
+    return (number if error is None else math.nan), error, time.perf_counter() - t0
 
 
 class _Pool:
@@ -788,25 +752,24 @@ class _Pool:
     their copy of the log's file, so that they never hold its lock."""
 
     def __init__(self, executor, n_jobs, log_file):
-        self.own = executor is None and n_jobs > 1
+        self.own, self.live, self.progress = executor is None and n_jobs > 1, set(), True
         self.init = dict(initializer=os.close, initargs=(log_file.fileno(),)) if log_file else {}
         self.executor = ProcessPoolExecutor(n_jobs, **self.init) if self.own else executor
-        self.workers = n_jobs if executor is None else _n_workers(executor)
-        self.live, self.progress = set(), True        # futures of the current pool
+        client = getattr(executor, "_client", None)   # dask.distributed's ClientExecutor
+        self.workers = (n_jobs if executor is None else getattr(executor, "_max_workers", None)
+                        or (client and max(1, sum(client.nthreads().values()))) or os.cpu_count())
 
     def submit(self, objective, params, catch, budget):
         future = Future()
-        if self.executor is None:                     # run now; Ctrl-C passes straight up
-            try:
+        try:                                          # no executor: run now, Ctrl-C passes up
+            if self.executor is None:
                 future.set_result(_evaluate(objective, params, catch, budget))
-            except Exception as e:
-                future.set_exception(e)
-            return future
-        try:
-            future = self.executor.submit(_evaluate, objective, params, catch, budget)
-        except Exception as e:                        # a broken executor refuses work
+            else:
+                future = self.executor.submit(_evaluate, objective, params, catch, budget)
+        except Exception as e:                        # raised here, or a broken executor
             future.set_exception(e)
-        self.live.add(future)
+        if self.executor is not None:
+            self.live.add(future)
         return future
 
     def restart(self, future):
@@ -825,23 +788,14 @@ class _Pool:
             self.executor.shutdown(wait=wait, cancel_futures=True)
 
 
-def _n_workers(executor):
-    if hasattr(executor, "_max_workers"):             # ThreadPool / ProcessPool executors
-        return executor._max_workers
-    client = getattr(executor, "_client", None)       # dask.distributed's ClientExecutor
-    if client is not None:
-        return max(1, sum(client.nthreads().values()))
-    return os.cpu_count() or 1
-
-
 def _print_trial(trial, result, n_trials, method):
     shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in trial.params.items())
     shown += f"  budget={trial.budget}" if trial.budget is not None else ""
     value = f"{trial.value:.4g}" if trial.status == "ok" else f"failed ({trial.error})"
     best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
-    print(f"{method + ' ' if method else ''}trial {len(result.trials)}/{n_trials}  {shown}  "
-          f"-> {value}  best {best:.4g}  {trial.seconds:.2f}s", flush=True)
+    print(f"{method} trial {len(result.trials)}/{n_trials}  {shown}  -> {value}  best "
+          f"{best:.4g}  {trial.seconds:.2f}s", flush=True)
 
 # ----------------------------------------------------------------------------- the log
 # A write-ahead log, one JSON object a line: first the header (what fixes the sequence of
@@ -849,7 +803,7 @@ def _print_trial(trial, result, n_trials, method):
 # halving budgets and eta), then {"number", "params", "budget"} (null but for halving) when a
 # trial is asked and the whole trial when it finishes. Each line is on disk (fsync) before
 # the trial starts or the next is asked. A Choice value is logged as its option's index.
-# The search holds a lock on the file while it runs (POSIX flock), so no two write it.
+# The search holds a lock on the file while it runs (flock; not on Windows).
 
 LOG_VERSION = 2
 
@@ -870,9 +824,8 @@ def _encode(space, params):
 
 
 def _encode_trial(space, trial):
-    record = dict(vars(trial), params=_encode(space, trial.params))
-    record["value"] = None if math.isnan(trial.value) else trial.value    # strict JSON
-    return record
+    return dict(vars(trial), params=_encode(space, trial.params),
+                value=None if math.isnan(trial.value) else trial.value)   # strict JSON
 
 
 def _write(log_file, record):
@@ -886,65 +839,61 @@ def _open_log(path, header, space, resume):
     """Create the log (exclusively: one search a file) with its header on disk, or with
     resume, lock and read it. Returns the file, the finished trials in the order they
     finished, and (number, params, budget) of each trial asked but never finished."""
-    first_line = (json.dumps(header) + "\n").encode() # before the file: a header that cannot
-    if not (resume and os.path.exists(path)):        # be written leaves none behind
-        try:
-            log_file = open(path, "xb")
-        except FileExistsError:
-            raise ValueError(f"log {path} already exists; pass resume=True to continue it, or "
-                             "another path (an existing log is never overwritten)") from None
-        _lock(log_file, path)
-        log_file.write(first_line)
-        log_file.flush()
-        os.fsync(log_file.fileno())
-        return log_file, [], []
-    log_file = open(path, "r+b")
-    _lock(log_file, path)
-    lines = log_file.read().decode("utf-8", errors="replace").split("\n")
+    json.dumps(header)                                # before the file: an unwritable header
+    new = not (resume and os.path.exists(path))       # leaves none behind
     try:
-        logged = json.loads(lines[0])
-        assert logged.get("hpopt_log") == LOG_VERSION
-    except Exception:
+        log_file = open(path, "xb" if new else "r+b")
+    except FileExistsError:
+        raise ValueError(f"log {path} already exists; pass resume=True to continue it, or "
+                         "another path (an existing log is never overwritten)") from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(log_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if new:
+            _write(log_file, header)
+            return log_file, [], []
+        lines = log_file.read().decode("utf-8", errors="replace").split("\n")
+        _check_header(path, lines[0], header)
+    except BaseException as e:
         log_file.close()
-        raise ValueError(f"log {path} does not start with the header of an hpopt log "
-                         f"(version {LOG_VERSION}); it was left as it is") from None
-    for key in list(header) + [k for k in logged if k not in header]:
-        if json.dumps(logged.get(key)) != json.dumps(header.get(key)):   # order counts
-            log_file.close()
-            raise ValueError(f"log {path} records another search: its {key} is "
-                             f"{logged.get(key)!r}, this one's is {header.get(key)!r}")
+        raise (ValueError(f"log {path} is in use by another search (it holds the log's lock)")
+               if isinstance(e, BlockingIOError) else e) from None
     asked, finished = {}, {}
     for i, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
         try:
+            if not line.strip():
+                continue
             r = json.loads(line)
             number, params = r["number"], _decode(space, r["params"])
             if not (_is_int(number) and 0 <= number < len(lines)):   # a line per trial asked
                 raise ValueError(f"number {number!r}")
             if "status" in r:
-                value = math.nan if r["value"] is None else float(r["value"])
-                finished.setdefault(number, Trial(number, params, value, float(r["seconds"]),
-                                                  r["status"], r["error"], r.get("budget")))
+                finished.setdefault(number, Trial(
+                    number, params, math.nan if r["value"] is None else float(r["value"]),
+                    float(r["seconds"]), r["status"], r["error"], r.get("budget")))
             else:
                 asked.setdefault(number, (number, params, r.get("budget")))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
     if lines[-1]:
         log_file.write(b"\n")                         # start after a line cut short
-    unfinished = [asked[k] for k in sorted(asked) if k not in finished]
-    return log_file, list(finished.values()), unfinished
+    return log_file, list(finished.values()), [asked[k] for k in sorted(asked) if k not in finished]
 
 
-def _lock(log_file, path):
-    """Hold an exclusive lock on the log while this search runs; refuse if another holds it."""
+def _check_header(path, line, header):
+    """The log's first line must be this search's header (its keys in order, too)."""
     try:
-        if fcntl is not None:
-            fcntl.flock(log_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        log_file.close()
-        raise ValueError(f"log {path} is in use by another search (it holds the log's lock); "
-                         "wait for it to end") from None
+        logged = json.loads(line)
+        version = logged.get("hpopt_log")
+    except (ValueError, AttributeError):
+        version = None
+    if version != LOG_VERSION:
+        raise ValueError(f"log {path} does not start with the header of an hpopt log "
+                         f"(version {LOG_VERSION}); it was left as it is")
+    for key in list(header) + [k for k in logged if k not in header]:
+        if json.dumps(logged.get(key)) != json.dumps(header.get(key)):   # order counts
+            raise ValueError(f"log {path} records another search: its {key} is "
+                             f"{logged.get(key)!r}, this one's is {header.get(key)!r}")
 
 
 def _decode(space, logged):
@@ -971,40 +920,28 @@ def _check_int(name, value, minimum=1):
     return int(value)
 
 
-MAX_INT = 2 ** 53        # Integer bounds: beyond this a float cannot hold every integer
-
-
 def _check_bounds(dim):
-    """Real: finite numbers low < high; Integer: ints |v| <= 2^53, low <= high; log: low > 0."""
-    kind = type(dim).__name__
-    if kind == "Real":
-        ok = (all(_is_real(v) and math.isfinite(v) for v in (dim.low, dim.high))
-              and dim.low < dim.high)
-        need = "finite numbers low < high"
-    else:
-        ok = (all(_is_int(v) and abs(v) <= MAX_INT for v in (dim.low, dim.high))
-              and dim.low <= dim.high)
-        need = "int bounds low <= high, each within +-2**53"
+    """Real: finite numbers low < high; Integer: ints |v| <= 2^53 (beyond, a float cannot
+    hold every integer), low <= high; log: low > 0."""
+    kind, real = type(dim).__name__, isinstance(dim, Real)
+    ok = (all(_is_real(v) and math.isfinite(v) if real else _is_int(v) and abs(v) <= 2 ** 53
+              for v in (dim.low, dim.high)) and (dim.low < dim.high if real else dim.low <= dim.high))
     if not ok:
+        need = "finite numbers low < high" if real else "int bounds low <= high, each within +-2**53"
         raise ValueError(f"{kind} needs {need}; got low={dim.low!r}, high={dim.high!r}")
-    if dim.log and not dim.low > 0:
-        raise ValueError(f"{kind}(log=True) needs low {'> 0' if kind == 'Real' else '>= 1'}; "
-                         f"got low={dim.low!r}")
-    if not isinstance(dim.log, (bool, np.bool_)):
-        raise ValueError(f"{kind} needs log=True or False; got log={dim.log!r}")
-    cast = float if kind == "Real" else int
-    object.__setattr__(dim, "low", cast(dim.low))
-    object.__setattr__(dim, "high", cast(dim.high))
-    object.__setattr__(dim, "log", bool(dim.log))
+    if not isinstance(dim.log, (bool, np.bool_)) or dim.log and not dim.low > 0:
+        raise ValueError(f"{kind} needs log=True or False, and log=True needs low "
+                         f"{'> 0' if real else '>= 1'}; got low={dim.low!r}, log={dim.log!r}")
+    for name, cast in [("low", float if real else int), ("high", float if real else int),
+                       ("log", bool)]:
+        object.__setattr__(dim, name, cast(getattr(dim, name)))
 
 
 def _check_options(options):
-    if not isinstance(options, (list, tuple, range, np.ndarray)):
+    if not isinstance(options, (list, tuple, range, np.ndarray)) or len(options) == 0:
         raise ValueError(f"Choice options must be a list or tuple (a set or dict has no fixed "
-                         f"order); got options={options!r}")
+                         f"order) of at least one option; got options={options!r}")
     options = tuple(o.item() if isinstance(o, np.generic) else o for o in options)
-    if not options:
-        raise ValueError("Choice options must hold at least one option; got options=[]")
     for i, a in enumerate(options):
         if any(same_option(a, b) for b in options[:i]):
             raise ValueError(f"Choice options must be distinct; {a!r} is repeated")
@@ -1012,21 +949,16 @@ def _check_options(options):
 
 
 def _check_space(space):
-    if not isinstance(space, dict) or not space:
-        raise ValueError(f"space must be a non-empty dict {{name: Real | Integer | Choice}}; "
-                         f"got {space!r}")
-    for name, dim in space.items():
-        if not isinstance(name, str) or not isinstance(dim, (Real, Integer, Choice)):
-            raise ValueError(f"space entries must be str: Real | Integer | Choice; got "
-                             f"{name!r}: {dim!r}")
+    if not (isinstance(space, dict) and space and all(
+            isinstance(k, str) and isinstance(d, (Real, Integer, Choice)) for k, d in space.items())):
+        raise ValueError(f"space must be a non-empty dict {{name (str): Real | Integer | "
+                         f"Choice}}; got {space!r}")
 
 
 def _check_seed(seed):
     """The seed as an int >= 0: None draws one, a numpy Generator gives one."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2 ** 63)
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(2 ** 63))
+    if seed is None or isinstance(seed, np.random.Generator):
+        return int((seed or np.random.default_rng()).integers(2 ** 63))
     if _is_int(seed) and seed >= 0:
         return int(seed)
     raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
@@ -1036,22 +968,21 @@ def _check_params(space, params):
     """A dict with exactly the space's names, each a value of its dimension."""
     if not isinstance(params, dict):
         raise ValueError(f"params must be a dict {{name: value}}; got {params!r}")
-    missing, extra = set(space) - set(params), set(params) - set(space)
-    if missing or extra:
+    if set(params) != set(space):
         raise ValueError(f"params must have exactly the names {list(space)}; missing "
-                         f"{sorted(missing)}, extra {sorted(map(str, extra))}")
+                         f"{sorted(set(space) - set(params))}, extra "
+                         f"{sorted(map(str, set(params) - set(space)))}")
     for name, dim in space.items():
         v = params[name]
-        ok = (any(same_option(o, v) for o in dim.options) if isinstance(dim, Choice) else
-              (_is_int(v) if isinstance(dim, Integer) else _is_real(v)) and dim.low <= v <= dim.high)
-        if not ok:
+        if not (any(same_option(o, v) for o in dim.options) if isinstance(dim, Choice) else
+                (_is_int(v) if isinstance(dim, Integer) else _is_real(v)) and dim.low <= v <= dim.high):
             raise ValueError(f"params[{name!r}] = {v!r} is not a value of {dim}")
 
 
 def _check_tell(space, params, value):
     """tell()'s params (see _check_params) and value, a real number (nan or inf: failed)."""
     _check_params(space, params)
-    if not _is_real(value) and not (isinstance(value, np.ndarray) and value.shape == ()):
+    if not _is_real(value):
         raise TypeError(f"value must be a real number (nan or inf for a failed trial); "
                         f"got value={value!r}")
     return float(value)
@@ -1066,34 +997,28 @@ def _check_budgets(min_budget, max_budget, eta):
 
 def _check_run(objective, budget, n_trials, catch, callback, executor, n_jobs, log, resume):
     """run()'s arguments, checked before any work starts (no log or pool is made)."""
-    if not callable(objective):
-        raise TypeError(f"objective must be callable; got {objective!r}")
-    args, takes = ({}, 1) if budget is not None else ({},), "(params, budget)"
+    takes = "(params)" if budget is None else "(params, budget)"
     try:                                              # halving calls objective(params, budget)
-        inspect.signature(objective).bind(*args)
+        inspect.signature(objective).bind(*([{}] if budget is None else [{}, 1]))
     except TypeError:
-        raise TypeError(f"objective must take {takes if budget is not None else '(params)'} "
-                        f"for this search; {objective!r} takes {inspect.signature(objective)}") \
-            from None
+        raise TypeError(f"objective must be callable as objective{takes} for this search; got "
+                        f"{objective!r}") from None
     except ValueError:                                # no signature to read (a builtin)
         pass
-    _check_int("n_trials", n_trials)
-    _check_int("n_jobs", n_jobs)
-    if executor is not None and n_jobs != 1:
-        raise ValueError(f"give executor= or n_jobs=, not both; got n_jobs={n_jobs!r}")
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(f"executor must be a concurrent.futures.Executor (with .submit); "
-                        f"got {executor!r}")
+    _check_int("n_trials", n_trials), _check_int("n_jobs", n_jobs)
+    if executor is not None and (n_jobs != 1 or not callable(getattr(executor, "submit", None))):
+        raise TypeError(f"executor must be a concurrent.futures.Executor (with .submit), and "
+                        f"not given with n_jobs; got executor={executor!r}, n_jobs={n_jobs!r}")
     catch = () if catch is None else (catch,) if isinstance(catch, type) else catch
     if not (isinstance(catch, (tuple, list)) and all(
             isinstance(c, type) and issubclass(c, BaseException) for c in catch)):
         raise TypeError(f"catch must be an exception type or a tuple of them; got {catch!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {callback!r}")
-    if log is not None and not (isinstance(log, (str, os.PathLike)) and os.fspath(log)):
-        raise ValueError(f"log must be a non-empty path (str or os.PathLike); got log={log!r}")
-    if resume and not log:
-        raise ValueError("resume=True needs log= (the path of the log to resume)")
+    if log is not None and not (isinstance(log, (str, os.PathLike)) and os.fspath(log)) \
+            or resume and not log:
+        raise ValueError(f"log must be a non-empty path (str or os.PathLike), and resume=True "
+                         f"needs one; got log={log!r}, resume={resume!r}")
     if n_jobs > 1 or isinstance(executor, ProcessPoolExecutor):
         try:
             pickle.dumps(objective)
