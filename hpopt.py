@@ -740,7 +740,7 @@ def _evaluate(objective, params, catch, budget=None):
     except OverflowError:                             # an int too large for a float
         number = math.nan
     error = None if math.isfinite(number) else \
-        f"objective returned {reprlib.repr(value)}, not a finite number"
+        f"objective returned {reprlib.repr(value)}, which is not a number, or not finite"
     return (number if error is None else math.nan), error, time.perf_counter() - t0
 
 
