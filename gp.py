@@ -313,7 +313,7 @@ def _check_hyperparameters(kernel, lengthscale, variance, noise, n_restarts):
 
 
 def _check_X(X, d=None):
-    """X as a finite float array (n, d) with n, d >= 1 (and d columns, if given), or a ValueError."""
+    """X as a finite float array (n, d), n, d >= 1 (d columns, if given), or a ValueError."""
     X = np.asarray(X, dtype=float)                    # (n, d)
     if X.ndim != 2 or 0 in X.shape or X.shape[1] != (d or X.shape[1]):
         raise ValueError(f"X must be 2-D (n, d) with at least one row and one column"
@@ -330,7 +330,7 @@ def _check_y(y, X, lengthscale):
     if y.ndim != 1 or len(y) != len(X) or not np.all(np.isfinite(y)):
         raise ValueError(f"y must be 1-D with one value per row of X ({len(X)}), without NaN "
                          f"or inf; got shape {y.shape}")
-    if lengthscale is not None and lengthscale.ndim == 1 and len(lengthscale) not in (1, X.shape[1]):
+    if lengthscale is not None and np.size(lengthscale) not in (1, X.shape[1]):
         raise ValueError(f"lengthscale has {len(lengthscale)} entries but X has "
                          f"d={X.shape[1]} columns")
     return y

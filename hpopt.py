@@ -81,7 +81,8 @@ class Real:
         _check_bounds(self)
 
     def ends(self):                                   # the [a, b] that u = 0..1 spans
-        a, b = (self.low - 0.5, self.high + 0.5) if isinstance(self, Integer) else (self.low, self.high)
+        widen = 0.0 if isinstance(self, Real) else 0.5     # an Integer's cells
+        a, b = self.low - widen, self.high + widen
         return (math.log(a), math.log(b)) if self.log else (a, b)
 
     def number(self, u):                              # u (scalar or (m,)) -> v, unrounded
@@ -220,8 +221,9 @@ class GridSearch:
 
     def __init__(self, space, n_points=3):
         _check_space(space)
-        self.space, self.config, self.budget = space, {"n_points": _check_int("n_points", n_points)}, None
-        self.values = [dim.grid(self.config["n_points"]) for dim in space.values()]
+        n_points = _check_int("n_points", n_points)
+        self.space, self.config, self.budget = space, {"n_points": n_points}, None
+        self.values = [dim.grid(n_points) for dim in space.values()]
         self.size = math.prod(len(v) for v in self.values)
         self.i, self.tried = 0, set()                 # the next combination; keys told or asked
 
@@ -246,7 +248,7 @@ class GridSearch:
         self.tried.add(point_key(self.space, params))
 
     def __len__(self):
-        if self.size > 2 ** 63 - 1:
+        if self.size >= 2 ** 63:
             raise OverflowError(f"the grid has {self.size} points, more than len() can return; "
                                 "read .size instead")
         return self.size
@@ -336,7 +338,8 @@ class BayesianSearch:
         _check_space(space)
         q = len(space)
         n_initial = _check_int("n_initial", 2 * q + 1 if n_initial is None else n_initial)
-        self.space, self.seed, self.n_initial, self.budget = space, _check_seed(seed), n_initial, None
+        self.space, self.seed, self.n_initial = space, _check_seed(seed), n_initial
+        self.budget = None
         self.config, self.size = {"seed": self.seed, "n_initial": n_initial}, math.inf
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
         self.pending, self.tried, self.gp = {}, set(), None   # asked, not told: key -> u;
@@ -733,10 +736,9 @@ def _evaluate(objective, params, catch, budget=None):
             raise RuntimeError(f"the objective raised {type(e).__name__}: {e} (an exception "
                                "that cannot be pickled, so it is raised as this)") from None
         raise
-    number = value.item() if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0 \
-        else value
-    try:
-        number = float(number) if _is_real(number) else math.nan
+    try:                                              # numbers, numpy scalars, 0-d arrays
+        number = float(value) if _is_real(value) or np.shape(value) == () and isinstance(
+            value, np.ndarray) else math.nan
     except OverflowError:                             # an int too large for a float
         number = math.nan
     error = None if math.isfinite(number) else \
@@ -925,9 +927,11 @@ def _check_bounds(dim):
     hold every integer), low <= high; log: low > 0."""
     kind, real = type(dim).__name__, isinstance(dim, Real)
     ok = (all(_is_real(v) and math.isfinite(v) if real else _is_int(v) and abs(v) <= 2 ** 53
-              for v in (dim.low, dim.high)) and (dim.low < dim.high if real else dim.low <= dim.high))
+              for v in (dim.low, dim.high))
+          and (dim.low < dim.high if real else dim.low <= dim.high))
     if not ok:
-        need = "finite numbers low < high" if real else "int bounds low <= high, each within +-2**53"
+        need = ("finite numbers low < high" if real
+                else "int bounds low <= high, each within +-2**53")
         raise ValueError(f"{kind} needs {need}; got low={dim.low!r}, high={dim.high!r}")
     if not isinstance(dim.log, (bool, np.bool_)) or dim.log and not dim.low > 0:
         raise ValueError(f"{kind} needs log=True or False, and log=True needs low "
@@ -950,7 +954,8 @@ def _check_options(options):
 
 def _check_space(space):
     if not (isinstance(space, dict) and space and all(
-            isinstance(k, str) and isinstance(d, (Real, Integer, Choice)) for k, d in space.items())):
+            isinstance(k, str) and isinstance(d, (Real, Integer, Choice))
+            for k, d in space.items())):
         raise ValueError(f"space must be a non-empty dict {{name (str): Real | Integer | "
                          f"Choice}}; got {space!r}")
 
@@ -975,7 +980,8 @@ def _check_params(space, params):
     for name, dim in space.items():
         v = params[name]
         if not (any(same_option(o, v) for o in dim.options) if isinstance(dim, Choice) else
-                (_is_int(v) if isinstance(dim, Integer) else _is_real(v)) and dim.low <= v <= dim.high):
+                (_is_int(v) if isinstance(dim, Integer) else _is_real(v))
+                and dim.low <= v <= dim.high):
             raise ValueError(f"params[{name!r}] = {v!r} is not a value of {dim}")
 
 
