@@ -92,8 +92,9 @@ class GP:
     kernel: "matern52" or "rbf" (ARD); lengthscale (scalar or (d,), in X's units; default:
     the span of each column), variance, noise (in standardised-y units: defaults 1 and the
     noise floor): the starting (or, with optimize=False, fixed) hyperparameters.
-    After fit, the fitted values sit in the same attributes (lengthscale is then (d,)).
-    A fit is a function of the data and these starting values alone.
+    After fit, the fitted values sit in the same attributes (lengthscale is then (d,)), so
+    a second fit of the same GP starts from them: a fit is a function of the data, the
+    starting values and fit's rng alone (hpopt makes a new GP for each fit).
     n_restarts: extra optimiser starts, chosen as the best of n_candidates random draws.
     log_prior: None (maximum likelihood), or a function theta -> (log density, gradient)
     to fit by maximum a posteriori instead, such as bo_log_prior.
@@ -121,8 +122,8 @@ class GP:
         self.x_low, x_span = X.min(axis=0), np.ptp(X, axis=0)  # (d,), (d,)
         self.x_span = np.where(x_span > 0, x_span, 1.0)  # (d,) a constant column: 1
         X = (X - self.x_low) / self.x_span            # (n, d) in the unit cube of the data
-        y_max = np.max(np.abs(y)) or 1.0              # y / y_max first: y.std() of 1e154s
-        mean, std = np.mean(y / y_max), np.std(y / y_max)  # overflows, of 1e-170s underflows
+        y_max = np.max(np.abs(y)) or 1.0              # divide by y_max first: the std of
+        mean, std = np.mean(y / y_max), np.std(y / y_max)  # y ~ 1e154 overflows, 1e-170 underflows
         self.y_mean, self.y_scale = mean * y_max, std * y_max if std > 0 else 1.0  # constant y
         y_std = (y - self.y_mean) / self.y_scale      # (n,) mean 0, std 1
         sq_diffs = (X[:, None, :] - X[None, :, :]) ** 2  # (n, n, d) reused by every LML call
@@ -134,8 +135,8 @@ class GP:
             theta = self._fit_theta(theta, sq_diffs, y_std, kernel_of_r2, rng)
         self.lengthscale, self.variance, self.noise = (
             np.exp(theta[:d]) * self.x_span, float(np.exp(theta[d])), float(np.exp(theta[d + 1])))
-        r2 = sq_diffs @ np.exp(-2 * theta[:d])        # (n, n) from the (n, n, d) the LML
-        # calls reweighted; predict, with no such array, uses scaled_sq_dist (same r2)
+        r2 = sq_diffs @ np.exp(-2 * theta[:d])        # (n, n) r2 from sq_diffs, as the LML
+        # computes it; predict has no sq_diffs and uses scaled_sq_dist (the same r2)
         K = self.variance * kernel_of_r2(r2, False)[0]  # (n, n)
         # cholesky adds jitter to the diagonal only if K + noise I is not numerically
         # positive definite (see below the banner); self.jitter says how much it added.
@@ -487,7 +488,7 @@ def bo_log_prior(theta):
     """A prior for Bayesian optimisation: log density up to a constant, and its gradient.
 
     Each length-scale l: -0.1 (lambda + 1 / lambda) with lambda = 1 / l^2 (peaks at l = 1,
-    the size of the unit cube, and forbids tiny l); variance ~ Gamma(2, 1); noise ~
+    the span of the data, which fit scales to [0, 1], and forbids tiny l); variance ~ Gamma(2, 1); noise ~
     Gamma(1.1, 30): the defaults of Optuna's GPSampler (optuna/_gp/prior.py). As there,
     these are log densities of lambda, variance and noise themselves, added to the LML
     over theta = their logs without the change-of-variables term, so the implied prior on

@@ -85,7 +85,7 @@ class Real:
         a, b = self.low - widen, self.high + widen
         return (math.log(a), math.log(b)) if self.log else (a, b)
 
-    def number(self, u):                              # u (scalar or (m,)) -> v, unrounded
+    def raw(self, u):                                 # u (scalar or (m,)) -> v, unrounded
         t = lerp(*self.ends(), np.clip(u, 0.0, 1.0))
         with np.errstate(over="ignore"):              # exp may round above the largest
             return np.exp(t) if self.log else t       # float: inf, clipped to high after
@@ -94,7 +94,7 @@ class Real:
         return unlerp(*self.ends(), np.log(value) if self.log else value)
 
     def from_unit(self, u):
-        return min(max(float(self.number(u)), self.low), self.high)
+        return min(max(float(self.raw(u)), self.low), self.high)
 
     def snap(self, u):                                # (m,) -> (m,): every u is a valid value
         return np.clip(u, 0.0, 1.0)
@@ -114,13 +114,13 @@ class Integer:
     def __post_init__(self):
         _check_bounds(self)
 
-    ends, number, to_unit = Real.ends, Real.number, Real.to_unit
+    ends, raw, to_unit = Real.ends, Real.raw, Real.to_unit
 
     def from_unit(self, u):
-        return min(max(int(round(float(self.number(u)))), self.low), self.high)
+        return min(max(int(round(float(self.raw(u)))), self.low), self.high)
 
     def snap(self, u):                                # (m,) -> (m,) the u of each int
-        return self.to_unit(np.clip(np.round(self.number(u)), self.low, self.high))
+        return self.to_unit(np.clip(np.round(self.raw(u)), self.low, self.high))
 
     def grid(self, n_points):                         # even in value or log value
         if n_points > self.high - self.low:
@@ -330,8 +330,8 @@ class BayesianSearch:
     The first n_initial points (default 2q + 1) form a Latin hypercube (McKay et al. 1979);
     after that each ask fits gp.GP to the trials so far and asks the candidate of highest
     log expected improvement that has not been tried. Ask k draws its random numbers from
-    (seed, k), and each fit starts afresh, so the same seed and the same results (told in
-    any way) give the same points.
+    (seed, k), and each fit starts afresh, so the same seed and the same results, told in
+    the same order, give the same points.
     """
 
     def __init__(self, space, seed=None, n_initial=None):
@@ -380,8 +380,9 @@ class BayesianSearch:
 
         A failed trial counts as the worst value seen, so the search moves away from it; a
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
-        al. 2010): the mean there is the best value, so EI nearby is small and the next
-        ask tends to go elsewhere, though it may be close by.
+        al. 2010): the mean there is pulled to the best value and the std shrinks (to about
+        the fitted noise, not 0), so EI there is small and the next ask tends to go
+        elsewhere, though it may be close by.
         """
         y = np.array(self.values)                     # (n,)
         if not np.isfinite(y).any():
@@ -508,7 +509,8 @@ class HalvingSearch:
         self.config = {"seed": self.seed, "min_budget": min_budget, "max_budget": max_budget,
                        "eta": eta, "hyperband": bool(hyperband)}
         brackets = hyperband_brackets(min_budget, max_budget, eta)[:None if hyperband else 1]
-        self.rungs = [(n, r, i == 0) for bracket in brackets for i, (n, r) in enumerate(bracket)]
+        self.rungs = [(n, r, i == 0) for bracket in brackets   # (points, budget, first of
+                      for i, (n, r) in enumerate(bracket)]     # its bracket) per rung
         self.size, self.budget = sum(n for n, _, _ in self.rungs), self.rungs[0][1]
         self.k, self.points, self.told, self.n_asked = -1, [], {}, 0  # rung k: told[j] = value
 
