@@ -278,9 +278,10 @@ class RandomSearch:
 
     def draw(self):
         rng = np.random.default_rng([self.seed, self.n_drawn])   # draw k from (seed, k)
+        full = len(self.drawn) >= self.size           # every combination drawn: start over
         params = from_unit(self.space, rng.uniform(size=len(self.space)))
-        if self.size < math.inf:                      # Integer/Choice only: no repeats
-            params = self.untried(params, rng)
+        while self.size < math.inf and not full and point_key(self.space, params) in self.drawn:
+            params = from_unit(self.space, rng.uniform(size=len(self.space)))   # no repeats
         self.count(params)
         self.pending.append(point_key(self.space, params))
         return params
@@ -288,21 +289,9 @@ class RandomSearch:
     def count(self, params):
         """One more draw; in a discrete space, a round of draws ends once all were drawn."""
         self.n_drawn += 1
-        if len(self.drawn) >= self.size:
-            self.drawn = set()
-        self.drawn.add(point_key(self.space, params))
-
-    def untried(self, params, rng):
-        """Draw again until the combination is new this round; when crowded, pick among the
-        undrawn."""
-        for _ in range(100):
-            if point_key(self.space, params) not in self.drawn or len(self.drawn) >= self.size:
-                return params
-            params = from_unit(self.space, rng.uniform(size=len(self.space)))
-        grid = GridSearch(self.space, n_points=2 ** 62)   # every value of every dimension
-        free = [i for i in range(grid.size)
-                if point_key(self.space, grid.combination(i)) not in self.drawn]
-        return grid.combination(free[rng.integers(len(free))])
+        if self.size < math.inf:
+            self.drawn = set() if len(self.drawn) >= self.size else self.drawn
+            self.drawn.add(point_key(self.space, params))
 
     def tell(self, params, value):
         _check_tell(self.space, params, value)
