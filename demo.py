@@ -15,6 +15,7 @@ race, that ranking and the GP, and in a second file a 1-D Bayesian search step b
 """
 import argparse
 import functools
+import importlib.util
 import math
 import os
 import sys
@@ -28,11 +29,9 @@ import nn
 
 METHODS = {"grid": "G", "random": "R", "bayesian": "B", "hyperband": "H", "halving": "S"}
 HALVING = {False: (5, 135), True: (9, 81)}    # epochs (min, max) for hyperband and halving
-# eta = 3. The full race: Hyperband's four brackets start 69 nets and spend 2115 epochs,
-# about what random search's 30 trials (10-150 epochs each) spend; one bracket alone
-# (successive halving: 27 nets at 5 epochs, 9 at 15, 3 at 45, 1 at 135) spends 540 and
-# ranks 5-epoch nets, which on this data is noise (README, "What the demo shows").
-# --quick: 9 nets at 9 epochs, 3 at 27, 1 at 81.
+# eta = 3. Full race: Hyperband's four brackets train 69 nets for 2115 epochs in all, about
+# what random search's 30 trials spend; its first bracket alone (successive halving: 27 nets
+# at 5 epochs, ..., 1 at 135) ranks 5-epoch nets, on this data noise. --quick: 9 at 9, ..., 1 at 81.
 
 
 # ----------------------------------------------------------------------------- data
@@ -65,14 +64,16 @@ def load_file(path):
                 X, y = f["X"], f["y"]
         elif path.endswith(".csv"):
             table = np.char.strip(np.loadtxt(path, delimiter=",", dtype=str, ndmin=2))
-            X, y = table[:, :-1], table[:, -1]        # (n, d), (n,) text: labels may be words
+            X, y = table[:, :-1], table[:, -1]        # (n, d), (n,) text
+            try:
+                y = y.astype(float)                   # numbers: "1.0" and "1" are one class
+            except ValueError:
+                pass                                  # words: each is a class
         else:
             fail("expected a .csv or .npz file")
         X, y = np.asarray(X, dtype=float), np.asarray(y)
     except (ValueError, TypeError) as e:
         fail(f"cannot be read as numbers ({e})")
-    if y.dtype.kind == "U" and all(is_number(label) for label in y):
-        y = y.astype(float)                           # "1.0" and "1" are one class
     if X.ndim != 2 or X.shape[1] == 0 or y.ndim != 1 or len(X) != len(y) or len(X) < 10:
         fail(f"needs X (n, d) and y (n,) with n >= 10; got X {X.shape}, y {y.shape}")
     if not np.all(np.isfinite(X)):
@@ -82,13 +83,6 @@ def load_file(path):
     if len(np.unique(y)) < 2:
         fail(f"needs at least 2 classes; every label is {y[0]!r}")
     return X, np.unique(y, return_inverse=True)[1]   # labels -> 0..c-1
-
-
-def is_number(text):
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
 
 
 def prepare(X, y, seed):
@@ -134,24 +128,23 @@ def epochs_of(trial):
 
 def grid_space(space, budget):
     """The largest grid of at most `budget` points, as a space of Choices: add a value to
-    each dimension in turn (learning rate first) while the product stays within the budget
-    and the dimension has values left."""
+    each dimension in turn (learning rate first) while it has one more and the product of
+    the counts stays within the budget."""
     order = ["lr", "n_layers", "dropout", "batch_size", "epochs"]
-    room = {name: budget if isinstance(space[name], hpopt.Real) else len(space[name].grid(budget))
-            for name in order}                        # how many distinct values it has
+
+    def values(name, k):                              # k values of `name`, fewer if it has fewer
+        dim = space[name]
+        if isinstance(dim, hpopt.Choice):
+            K = len(dim.options)
+            return [dim.options[i] for i in np.linspace(0, K - 1, min(k, K)).round().astype(int)]
+        return dim.grid(k)
     counts, grown = dict.fromkeys(order, 1), True
     while grown:
         grown = False
         for name in order:
-            if counts[name] < room[name] and math.prod(counts.values()) // counts[name] * (counts[name] + 1) <= budget:
-                counts[name] += 1
-                grown = True
-
-    def values(name, k):
-        dim = space[name]
-        if isinstance(dim, hpopt.Choice):
-            return [dim.options[i] for i in np.linspace(0, len(dim.options) - 1, k).round().astype(int)]
-        return dim.grid(k)
+            k = counts[name] + 1
+            if len(values(name, k)) == k and math.prod(counts.values()) // (k - 1) * k <= budget:
+                counts[name], grown = k, True
     return {name: hpopt.Choice(values(name, counts[name])) for name in space}
 
 
@@ -196,7 +189,8 @@ def ascii_chart(curves, width=70, height=10):
             if k >= 0 and epochs[-1] > c * spent / width and math.isfinite(best[k]):
                 r = round((hi - best[k]) / (hi - lo) * (height - 1))
                 rows[r][c] = METHODS[method] if rows[r][c] in (" ", METHODS[method]) else "*"
-    lines = [f"{hi - r * (hi - lo) / (height - 1):7.3f} |{''.join(row)}" for r, row in enumerate(rows)]
+    lines = [f"{hi - r * (hi - lo) / (height - 1):7.3f} |{''.join(row)}"
+             for r, row in enumerate(rows)]
     lines.append("        +" + "-" * width)
     lines.append("         0" + str(spent).rjust(width - 1) + "  epochs trained")
     lines.append("         best validation error so far: "
@@ -271,7 +265,7 @@ def draw_belief(ax_gp, ax_ei, b, title):
                        color="C0", alpha=0.2, label="mean +- 2 std")
     ax_gp.scatter(b["x_seen"], b["y_seen"], color="k", zorder=3, label="trials")
     ax_gp.scatter([b["x_chosen"]], [b["y_chosen"]], marker="*", s=200, color="C3", zorder=4,
-                  label="chosen next (GP mean there)")
+                  label="chosen (GP mean there)")
     ax_ei.plot(b["x"], b["log_ei"], color="C2")
     top = b["log_ei"].max()
     ax_ei.set_ylim(max(b["log_ei"].min(), top - 25) - 1, top + 1)  # not the whole abyss
@@ -307,9 +301,11 @@ def plot(path, results, space):
                                  figsize=(11, 10))
     for method, result in results.items():
         ax["race"].step(*race(result), where="post", label=method)
-    ax["race"].set(xlabel="epochs trained (all trials so far)", ylabel="best validation error so far")
+    ax["race"].set(xlabel="epochs trained (all trials so far)",
+                   ylabel="best validation error so far")
     ax["race"].legend()
-    trials = sorted(results["bayesian"].trials, key=lambda t: t.number) if "bayesian" in results else []
+    trials = results["bayesian"].trials if "bayesian" in results else []
+    trials = sorted(trials, key=lambda t: t.number)   # in the order they were chosen
     if sum(t.status == "ok" for t in trials[:-1]) >= 2:
         mattered = relevance(space, trials)
         ax["mattered"].barh(list(mattered)[::-1], list(mattered.values())[::-1])
@@ -318,7 +314,7 @@ def plot(path, results, space):
         draw_belief(ax["gp"], ax["ei"], belief(space, trials[:-1], trials[-1].params, "lr"),
                     f"Bayesian search's GP after {len(trials) - 1} trials, along lr (others as "
                     "the best trial): star = its last trial")
-        ax["gp"].legend(fontsize=8)
+        ax["gp"].legend(fontsize=8, loc="lower right")
         ax["ei"].set(xlabel="learning rate")
     fig.tight_layout()
     fig.savefig(path)
@@ -359,8 +355,8 @@ def can_write(path):
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Grid vs random vs Bayesian search vs Hyperband on an MLP.")
-    ap.add_argument("--budget", type=int, default=None, help="trials per method (default 30; 12 with --quick)")
+    ap = argparse.ArgumentParser(description="Grid, random, Bayesian search, Hyperband on an MLP.")
+    ap.add_argument("--budget", type=int, help="trials per method (default 30; 12 with --quick)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", help=f"comma-separated subset of {','.join(METHODS)} (default: "
                     "the first four; halving, one bracket of hyperband, instead with --quick)")
@@ -368,11 +364,11 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=1, help="trials run in parallel (processes)")
     ap.add_argument("--data", default="spirals", help="spirals, digits, or a .csv/.npz path")
     ap.add_argument("--plot", metavar="FILE.png",
-                    help="save the race and the GP pictures to FILE.png and FILE_steps.png (matplotlib)")
+                    help="draw the race and the GP to FILE.png and FILE_steps.png (matplotlib)")
     args = ap.parse_args(argv)
     budget = args.budget if args.budget is not None else (12 if args.quick else 30)
-    methods = [m.strip() for m in (args.methods or "grid,random,bayesian,"
-                                   + ("halving" if args.quick else "hyperband")).split(",") if m.strip()]
+    default = "grid,random,bayesian," + ("halving" if args.quick else "hyperband")
+    methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
     if budget < 1 or args.jobs < 1 or args.seed < 0:
         ap.error(f"need --budget >= 1, --jobs >= 1 and --seed >= 0; got --budget {budget}, "
                  f"--jobs {args.jobs}, --seed {args.seed}")
@@ -382,11 +378,8 @@ def main(argv=None):
         ap.error(f"--plot {args.plot}: the file name must end in .png")
     if args.plot and not (can_write(args.plot) and can_write(steps_path(args.plot))):
         ap.error(f"--plot {args.plot}: cannot write there")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            ap.error("--plot needs matplotlib: pip install matplotlib")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        ap.error("--plot needs matplotlib: pip install matplotlib")
 
     X, y = load_data(args.data, args.seed, args.quick)
     train, val, test = prepare(X, y, args.seed)

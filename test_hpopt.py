@@ -1542,7 +1542,7 @@ def test_the_demo_plot_shows_the_race_what_mattered_and_the_gp_of_the_last_choic
     lr = np.array([t.params["lr"] for t in seen])
     warped = hpopt.warp(np.array([t.value for t in seen]))
     assert np.allclose(artist(ax_gp, "trials").get_offsets(), np.column_stack([lr, warped]))
-    star = artist(ax_gp, "chosen next (GP mean there)").get_offsets()[0]
+    star = artist(ax_gp, "chosen (GP mean there)").get_offsets()[0]
     model = gp.GP("matern52", log_prior=gp.bo_log_prior).fit(
         hpopt.gp_inputs(space, np.array([hpopt.to_unit(space, t.params) for t in seen])), warped)
     X = hpopt.gp_inputs(space, hpopt.to_unit(space, last.params)[None, :])
