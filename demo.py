@@ -316,6 +316,9 @@ def plot(path, results, space):
                     "the best trial): star = its last trial")
         ax["gp"].legend(fontsize=8, loc="lower right")
         ax["ei"].set(xlabel="learning rate")
+    else:                                             # no Bayesian search in this race
+        for name in ("mattered", "gp", "ei"):
+            ax[name].set_axis_off()
     fig.tight_layout()
     fig.savefig(path)
     print(f"wrote {path}")
