@@ -1469,8 +1469,9 @@ def test_the_grid_never_counts_more_values_than_a_dimension_has():
 
 
 def sobol_first_order(f, sample, n, rng):
-    """Monte-Carlo first-order Sobol indices Var(E[f | x_i]) / Var(f) (Saltelli et al. 2010,
-    eq. (b) of Table 2): A, B independent samples, AB_i = A with column i from B."""
+    """Monte-Carlo first-order Sobol indices Var(E[f | x_i]) / Var(f): the mean of
+    f(B) (f(AB_i) - f(A)) over A, B independent samples and AB_i = A with column i from B
+    (Saltelli et al. 2010, Variance based sensitivity analysis of model output, Table 2)."""
     A, B = sample(n, rng), sample(n, rng)
     fA, fB = f(A), f(B)
     variance = np.var(np.concatenate([fA, fB]))
@@ -1501,7 +1502,7 @@ def test_relevance_ranks_hyperparameters_as_their_sobol_indices_and_an_ignored_o
                            40).trials
         ranked = demo.relevance(space, trials)
         assert list(ranked) == truth, (seed, ranked, sobol)
-        assert all(r > 0 for r in ranked.values())
+        assert 0 < ranked["ignored"] < 0.2 * ranked["x3"]   # next to nothing, not a tie
 
 
 def test_the_demo_plot_writes_two_pngs(tmp_path, capsys):
@@ -1529,10 +1530,11 @@ def test_the_demo_plot_shows_the_race_what_mattered_and_the_gp_of_the_last_choic
         return (np.log10(p["lr"]) + 1.5) ** 2 + 0.1 * p["n_layers"] + p["dropout"]
     result = hpopt.run(hpopt.BayesianSearch(space, seed=0, n_initial=5), objective, 10)
     random = hpopt.run(hpopt.RandomSearch(space, seed=0), objective, 6)
-    fig, _ = demo.plot(str(tmp_path / "race.png"), {"random": random, "bayesian": result}, space)
+    results = {"random": random, "bayesian": result}
+    fig, _ = demo.plot(str(tmp_path / "race.png"), results, space)
     ax_race, ax_mattered, ax_gp, ax_ei = fig.axes
-    for r in (random, result):                        # best so far against epochs spent
-        x, y = artist(ax_race, r.method or ("random" if r is random else "bayesian")).get_data()
+    for method, r in results.items():                 # best so far against epochs spent
+        x, y = artist(ax_race, method).get_data()
         assert np.array_equal(x, np.cumsum([t.params["epochs"] for t in r.trials]))
         assert np.array_equal(y, r.best_so_far)
     mattered = demo.relevance(space, result.trials)
