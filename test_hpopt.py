@@ -1258,8 +1258,8 @@ def test_forward_and_backward_twins_equal_the_references(sizes, b, seed, activat
     A_ref, H_ref, logits = nn.forward(model.W, model.b, X, activation, masks)
     loss_ref, G_ref = nn.softmax_cross_entropy(logits, y)
     dW_ref, db_ref = nn.backward(model.W, A_ref, H_ref, masks, G_ref, activation)
-    A, H, M, Z, G, _ = nn._work_arrays(sizes, b, p, np.float64)
-    A[0][...] = X
+    A, H, M, Z, G = nn._work_arrays(sizes, b, p, np.float64)
+    A[0] = X
     nn.forward_nb(model.W, model.b, A, H, M, Z, rows, keys, nn.ACTIVATIONS[activation], p,
                   1 / (1 - p))
     dW, db = nn.layer_views(np.full_like(model.theta, 7), sizes)
