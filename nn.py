@@ -377,10 +377,11 @@ def _gpu_available():
 # ----------------------------------------------------------------------------- compiled path
 # Each twin below computes one reference function above (its docstring names it) as a loop
 # over [i, j], fused with the step next to it and writing into an array it is given (no new
-# arrays per batch). Scalars that enter float32 arithmetic (lr, momentum, the dropout
-# scale) come in the arrays' dtype: a Python float would turn those loops into float64
-# ones. The loss sums stay float64 on purpose. With NUMBA_DISABLE_JIT=1 they run as the
-# Python loops they are, so a debugger can step into them.
+# arrays per batch). The update's lr, momentum and weight decay come in an array of the
+# parameters' dtype: a Python float would turn float32 loops into float64 ones, and numba
+# unboxes a numpy scalar argument more slowly than an array. The loss sums stay float64 on
+# purpose. With NUMBA_DISABLE_JIT=1 the twins run as the Python loops they are, so a
+# debugger can step into them.
 
 try:
     import numba
@@ -461,8 +462,10 @@ def hidden_backward_nb(G, H, M, activation, db):
 
 
 @njit
-def sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay):
-    """Twin of sgd_momentum: one pass over the parameters (P,)."""
+def sgd_momentum_nb(theta, velocity, grad, hyper, decay):
+    """Twin of sgd_momentum: one pass over the parameters (P,); hyper (3,) holds lr,
+    momentum and weight_decay in theta's dtype."""
+    lr, momentum, weight_decay = hyper[0], hyper[1], hyper[2]
     for i in range(theta.shape[0]):
         velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
         theta[i] += velocity[i]
@@ -505,9 +508,9 @@ def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocit
       G @ W[l].T, hidden_backward   np.dot(..., out=G[l - 1]), hidden_backward_nb
       sgd_momentum                  sgd_momentum_nb
     """
-    real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], float(model.dropout)
-    lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # float32 stays
-    scale = real(1 / (1 - p))                                       # dropout's 1 / (1 - p)
+    activation, p = ACTIVATIONS[model.activation], float(model.dropout)
+    hyper = np.array([lr, momentum, weight_decay], model.dtype)     # (3,) float32 stays
+    keys = [int(key) for key in keys]                               # ints unbox faster
     total, grad = 0.0, np.zeros_like(model.theta)                   # (P,) gradient buffer
     dW, db = layer_views(grad, model.sizes)
     Xp, yp = X[perm], y[perm]                                       # (n, n_in), (n,) in order
@@ -517,13 +520,13 @@ def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocit
         rows = perm[start:start + batch_size]                        # (b,)
         A, H, M, Z, G = work[len(rows)]
         A[0] = Xp[start:start + batch_size]                          # (b, n_in) a view
-        forward_nb(model.W, model.b, A, H, M, Z, rows, keys, activation, p, scale)
+        forward_nb(model.W, model.b, A, H, M, Z, rows, keys, activation, p, 1 / (1 - p))
         loss = softmax_cross_entropy_nb(Z, model.b[-1], yp[start:start + batch_size], G[-1],
                                         db[-1])
         if not loss <= max_loss:
             return loss
         backward_nb(model.W, A, H, M, G, dW, db, activation)
-        sgd_momentum_nb(model.theta, velocity, grad, lr, momentum, weight_decay, decay)
+        sgd_momentum_nb(model.theta, velocity, grad, hyper, decay)
         total += loss * len(rows)
     return total / len(perm)
 

@@ -1240,7 +1240,7 @@ def test_sgd_momentum_twin_equals_the_reference(P, seed, dtype):
     decay = rng.integers(0, 2, P).astype(dtype)                  # 1 on weights, 0 on biases
     t_ref, v_ref = theta.copy(), velocity.copy()
     nn.sgd_momentum(t_ref, v_ref, grad, 0.1, 0.9, 0.01, decay)
-    nn.sgd_momentum_nb(theta, velocity, grad, dtype(0.1), dtype(0.9), dtype(0.01), decay)
+    nn.sgd_momentum_nb(theta, velocity, grad, np.array([0.1, 0.9, 0.01], dtype), decay)
     assert np.allclose(theta, t_ref, rtol=TWIN_DTYPES[dtype], atol=1e-6)
     assert np.allclose(velocity, v_ref, rtol=TWIN_DTYPES[dtype], atol=1e-6)
 
