@@ -10,10 +10,11 @@ installed: the same steps as short compiled loops (each names the reference func
 computes) around numpy's matrix products. The first run of a process compiles them (a
 second or two) and Numba caches them in __pycache__ for later processes.
 
-Limits: in float32 the two CPU paths sum in different orders, so weights trained with and
-without numba (or with NUMBA_DISABLE_JIT=1) drift apart over many epochs and a validation
-accuracy can differ in the second or third digit (README.md has the figures). The paths
-agree to rounding: train with dtype=np.float64 for numbers that do not depend on the path.
+Limits: in float32 the compiled path, the same loops run by Python (NUMBA_DISABLE_JIT=1)
+and the NumPy reference round and sum in different orders; SGD amplifies those last-bit
+differences, so after many epochs the weights differ visibly and a validation accuracy can
+differ in its second digit (README.md has the figures). In float64 the paths agree to
+about 1e-10: pass dtype=np.float64 for numbers that do not depend on the install.
 
 References:
   D. E. Rumelhart, G. E. Hinton & R. J. Williams, "Learning representations by
