@@ -246,7 +246,6 @@ def sgd_momentum(theta, velocity, grad, lr, momentum, weight_decay, decay):
 
 # ----------------------------------------------------------------------------- training loop
 
-
 DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
 #                 keeps an exploding loss finite (1e4 and more), so NaN/inf alone miss it
 
@@ -313,6 +312,7 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     batch = int(min(batch_size, n))
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "diverged": False}
     max_loss = DIVERGED * math.log(max(model.sizes[-1], 2))        # see DIVERGED
+    # on CPU with numba, _epoch_nb (below the banner) runs the same epoch, compiled
     epoch_of = _epoch_nb if USE_NUMBA and xp is np else _epoch_numpy
     with np.errstate(all="ignore"):                                 # divergence is reported
         for epoch in range(model.epochs_trained, model.epochs_trained + int(epochs)):
