@@ -7,8 +7,8 @@ Read down to the banner `# ---- engineering` for the whole algorithm in plain Nu
 the MLP, forward, loss, backward, the update, the training loop. With device="gpu" those
 functions run on CuPy arrays. Below the banner is the fast CPU path used when numba is
 installed: the same steps as short compiled loops (each names the reference function it
-computes) around numpy's matrix products. The first run of a process compiles them (a
-second or two) and Numba caches them in __pycache__ for later processes.
+computes) around numpy's matrix products. The first run of a process compiles them (about
+a second) and Numba caches them in __pycache__ for later processes.
 
 Limits: in float32 the compiled path, the same loops run by Python (NUMBA_DISABLE_JIT=1)
 and the NumPy reference round and sum in different orders; SGD amplifies those last-bit
