@@ -374,7 +374,6 @@ def _gpu_available():
         return False
 
 
-
 # ----------------------------------------------------------------------------- compiled path
 # Each twin below computes one reference function above (its docstring names it) as a loop
 # over [i, j], fused with the step next to it and writing into an array it is given (no new
@@ -390,8 +389,8 @@ try:
 except ImportError:
     numba = None
 
-    def njit(f):                        # never called: train runs _epoch_numpy instead
-        return f
+    def njit(f):                        # the twins stay plain Python and unused:
+        return f                        # train runs _epoch_numpy
 
 USE_NUMBA = numba is not None   # the compiled path; set False to run the NumPy reference
 
