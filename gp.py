@@ -104,9 +104,9 @@ class GP:
                  optimize=True, n_restarts=N_RESTARTS, n_candidates=N_CANDIDATES,
                  log_prior=None, max_iter=MAX_ITER):
         _check_hyperparameters(kernel, lengthscale, variance, noise, n_restarts)
-        self.kernel, self.optimize = kernel, optimize
         self.lengthscale = None if lengthscale is None else np.asarray(lengthscale, dtype=float)
         self.variance, self.noise = float(variance), float(noise)   # lengthscale: () or (d,)
+        self.kernel, self.optimize = kernel, optimize
         self.n_restarts, self.n_candidates = n_restarts, n_candidates
         self.log_prior, self.max_iter, self.X = log_prior, max_iter, None
 
@@ -384,8 +384,9 @@ def inverse_lower(L):
         return np.tril(np.linalg.inv(L))             # (n, n) tril: exact zeros above
     h = n // 2
     A_inv, D_inv = inverse_lower(L[:h, :h]), inverse_lower(L[h:, h:])  # (h, h), (n-h, n-h)
-    return np.block([[A_inv, np.zeros((h, n - h))],
-                     [-D_inv @ (L[h:, :h] @ A_inv), D_inv]])  # (n, n)
+    L_inv = np.zeros_like(L)                          # (n, n) below: the blocks of L^-1
+    L_inv[:h, :h], L_inv[h:, h:], L_inv[h:, :h] = A_inv, D_inv, -D_inv @ (L[h:, :h] @ A_inv)
+    return L_inv
 
 
 FIRST_JITTER, MAX_JITTER = 1e-10, 1e-4

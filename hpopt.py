@@ -331,6 +331,7 @@ class BayesianSearch:
         self.budget = None
         self.config, self.size = {"seed": self.seed, "n_initial": n_initial}, math.inf
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
+        self.chain, self.n_chained = (None, None), 0   # the told trials' fit (fit_gp)
         self.pending, self.tried, self.gp = {}, set(), None   # asked, not told: key -> u;
         # the keys of every point told or asked; the GP of the last ask
         rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
@@ -364,8 +365,27 @@ class BayesianSearch:
         return params
 
     def fit_gp(self):
-        """Fit a fresh self.gp to every trial told and pending; the best (warped) value, or
-        None before the first success.
+        """Fit self.gp to every trial told and pending; the best (warped) value, or None
+        before the first success.
+
+        The hyperparameters follow the told trials one at a time: the fit to the first k
+        starts from the fit to the first k - 1 (a climb of a few steps, not one from
+        scratch), so they are a function of the told trials and their order alone, and a
+        resumed search recomputes them. The fit for this ask adds the pending trials.
+        """
+        while self.n_chained < len(self.values):     # self.chain: (GP, best) of the first
+            self.n_chained += 1                       # n_chained told trials
+            k = self.n_chained
+            fitted = self.fit(self.values[:k], self.U[:k], [], self.chain[0])
+            self.chain = fitted if fitted[0] is not None else self.chain
+        self.gp, best = (self.fit(self.values, self.U, list(self.pending.values()), self.chain[0])
+                         if self.pending else self.chain)
+        return best
+
+    def fit(self, values, U, U_pending, start):
+        """A GP fitted from start's hyperparameters (None: gp.GP's defaults) to the trials
+        (values (n,), U: n of (q,)) and the pending points U_pending, and the best warped
+        value; (None, None) before the first success.
 
         A failed trial counts as the worst value seen, so the search moves away from it; a
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
@@ -373,15 +393,15 @@ class BayesianSearch:
         the fitted noise, not 0), so EI there is small and the next ask tends to go
         elsewhere, though it may be close by.
         """
-        y = np.array(self.values)                     # (n,)
+        y = np.array(values)                          # (n,)
         if not np.isfinite(y).any():
-            return None
-        y = np.where(np.isfinite(y), y, y[np.isfinite(y)].max())          # failed: worst
-        y = np.concatenate([y, np.full(len(self.pending), y.min())])      # pending: best
-        X = gp_inputs(self.space, np.array(self.U + list(self.pending.values())))  # (n, D)
-        y = warp(y)                                   # (n,) nearer a Gaussian, same order
-        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0).fit(X, y)
-        return y.min()
+            return None, None
+        y = np.where(np.isfinite(y), y, y[np.isfinite(y)].max())      # failed: worst
+        y = warp(np.concatenate([y, np.full(len(U_pending), y.min())]))  # pending: best;
+        X = gp_inputs(self.space, np.array(U + U_pending))  # (n, D)  warp: nearer a Gaussian
+        theta0 = {} if start is None else dict(
+            lengthscale=start.lengthscale, variance=start.variance, noise=start.noise)
+        return gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0, **theta0).fit(X, y), y.min()
 
     def candidates(self, rng):
         """Points to score (m, q), each snapped to a valid point: N_CANDIDATES uniform, and
