@@ -934,9 +934,14 @@ def machine(args):
         cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo")
                    if x.startswith("model name"))
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    kernels = ""
+    with contextlib.suppress(ImportError):            # threadpoolctl: what OpenBLAS picked
+        from threadpoolctl import threadpool_info
+        kernels = ", ".join(f"{p['internal_api']} {p.get('architecture')} kernels, "
+                            f"{p['num_threads']} threads" for p in threadpool_info())
     print(f"date {time.strftime('%Y-%m-%d')}; commit {commit}; {cpu}, {os.cpu_count()} cores; "
-          f"BLAS {blas.get('name')} {blas.get('version')}; Python {platform.python_version()}; "
-          f"{versions()}")
+          f"BLAS {blas.get('name')} {blas.get('version')} ({kernels}); "
+          f"Python {platform.python_version()}; {versions()}")
 
 
 # ============================================================================ main
