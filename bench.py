@@ -5,7 +5,7 @@
                            [--seeds 10] [--budget 40]
     python bench.py ablation [--seeds 30] [--held-out] [--rows 0 3 ...]
     python bench.py bo-step [--n 20 50 100 200] [--cycles 5] [--rounds 3]
-    python bench.py gp [--n 50 100 200 500] [--restarts 5] [--repeats 3]
+    python bench.py gp [--n 50 100 200 500] [--restarts 5] [--repeats 3] [--impls hpopt]
     python bench.py mlp [--frameworks numpy nn torch] [--rounds 3]
     python bench.py shapes [--epochs 7] | first [--repeats 3]
     python bench.py halving [--seeds 20] | parallel [--trials 16] [--jobs 2] | lines
@@ -626,7 +626,7 @@ def gp_child(impl, ns, restarts, repeats, d=6, seed=0, n_test=10000):
 
 def gp_bench(args):
     res = {impl: child(["gp-child", impl, args.restarts, args.repeats, *args.n])
-           for impl in ("hpopt", "sklearn")}
+           for impl in args.impls}
     print(f"GP regression on Hartmann-6 + noise 0.01 (d = 6): fit s, median [min, max] of "
           f"{args.repeats}; RMSE of the mean against the noise-free function at 10,000 points "
           f"(its std: {hartmann6(np.random.default_rng(1).uniform(size=(10000, 6))).std():.3f}); "
@@ -634,8 +634,9 @@ def gp_bench(args):
     print("| n | gp.GP fit s | scikit-learn fit s | speed-up | gp.GP RMSE | scikit-learn RMSE "
           "| gp.GP predict s | scikit-learn predict s | gp.GP peak MB |")
     print("| --- " * 9 + "|")
+    nan = {"fit": [math.nan], "rmse": math.nan, "predict": math.nan, "peak_mb": math.nan}
     for n in args.n:
-        a, b = res["hpopt"][str(n)], res["sklearn"][str(n)]
+        a, b = (res[i][str(n)] if i in res else nan for i in ("hpopt", "sklearn"))
         print(f"| {n} | {spread(a['fit'])} | {spread(b['fit'])} | "
               f"{statistics.median(b['fit']) / statistics.median(a['fit']):.1f}x | "
               f"{a['rmse']:.3f} | {b['rmse']:.3f} | {a['predict']:.3g} | {b['predict']:.3g} | "
@@ -982,6 +983,7 @@ def main():
     s.add_argument("--n", type=int, nargs="+", default=[50, 100, 200, 500])
     s.add_argument("--restarts", type=int, default=5)
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--impls", nargs="+", default=["hpopt", "sklearn"], choices=["hpopt", "sklearn"])
     s.set_defaults(func=gp_bench)
     s = sub.add_parser("mlp")
     s.add_argument("--frameworks", nargs="+", default=["numpy", "nn", "torch"],
