@@ -8,7 +8,7 @@
     python bench.py gp [--n 50 100 200 500] [--restarts 5] [--repeats 3] [--impls hpopt]
     python bench.py mlp [--frameworks numpy nn torch] [--rounds 3]
     python bench.py shapes [--epochs 7] | first [--repeats 3]
-    python bench.py halving [--seeds 20] | parallel [--trials 16] [--jobs 2] | lines
+    python bench.py halving [--seeds 20] | parallel [--trials 16] [--jobs 2] | lines | inverse
 
 The project needs only requirements.txt. The peers it is compared with are imported only by
 the commands that use them; install them, pinned to the versions measured, with
@@ -34,6 +34,7 @@ process. first: the first nn.train of a fresh process, empty and warm Numba cach
 halving: successive halving and Hyperband against random search given the same epochs.
 parallel: a random search of CPU-bound trials, sequential and with n_jobs workers.
 lines: the teaching core's lines of code (above each file's engineering banner).
+inverse: gp.inverse_lower's block size (gp.INVERSE_BLOCK) against numpy's solve(L, I).
 """
 import os
 import sys
@@ -900,6 +901,46 @@ def parallel(args):
     print(f"| {spread(times[1])} | {spread(times[args.jobs])} | {spread(ratios)} |")
 
 
+# ============================================================================ inverse
+
+def median_ms(f, repeats=7):
+    """Median time of one call of f in ms, timing loops of calls that last 20 ms or more."""
+    calls = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            f()
+        if time.perf_counter() - t0 >= 0.02:
+            break
+        calls *= 2
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            f()
+        times.append((time.perf_counter() - t0) / calls)
+    return 1000 * statistics.median(times)
+
+
+def inverse(args):
+    """L^-1 of the Cholesky factor of a Matern 5/2 K (d = 6), ms: gp.inverse_lower with
+    diagonal blocks of 16, 32 and 64 (gp.INVERSE_BLOCK) against numpy's solve(L, I)."""
+    import gp
+    rng, blocks, saved = np.random.default_rng(0), (16, 32, 64), gp.INVERSE_BLOCK
+    print("L^-1 of a Cholesky factor, ms, median of 7\n| n | " + " | ".join(
+        f"block {b}" for b in blocks) + " | solve(L, I) |\n" + "| --- " * (len(blocks) + 2) + "|")
+    for n in (100, 200, 500, 1000):
+        X = rng.uniform(size=(n, 6))                  # (n, 6)
+        L = np.linalg.cholesky(gp.matern52(X, X, np.full(6, 0.5), 1.0) + 1e-4 * np.eye(n))
+        times = []
+        for block in blocks:
+            gp.INVERSE_BLOCK = block
+            times.append(median_ms(lambda: gp.inverse_lower(L)))
+        gp.INVERSE_BLOCK = saved
+        times.append(median_ms(lambda: np.linalg.solve(L, np.eye(n))))
+        print(f"| {n} | " + " | ".join(f"{t:.3f}" for t in times) + " |", flush=True)
+
+
 # ============================================================================ lines, machine
 
 def core_lines(path):
@@ -1006,6 +1047,7 @@ def main():
     s.add_argument("--repeats", type=int, default=3)
     s.set_defaults(func=parallel)
     sub.add_parser("lines").set_defaults(func=lines)
+    sub.add_parser("inverse").set_defaults(func=inverse)
     sub.add_parser("machine").set_defaults(func=machine)
     args = ap.parse_args()
     args.func(args)
