@@ -4,10 +4,11 @@ Three answers to "what should I try next?":
   GridSearch      every combination of a few values per dimension;
   RandomSearch    independent draws (Bergstra & Bengio 2012);
   BayesianSearch  a Gaussian-process surrogate (gp.py) and expected improvement
-                  (Jones et al. 1998; Snoek et al. 2012), ranked by log EI (Ament et al. 2023).
-and one loop (`run`, behind grid_search / random_search / bayesian_search) that asks,
+                  (Jones et al. 1998; Snoek et al. 2012), ranked by log EI (Ament et al. 2023);
+then successive halving and Hyperband, which spend a budget (epochs, say) on many points
+cheaply and on few fully; and one loop (`run`, behind grid_search ... hyperband) that asks,
 evaluates (in parallel on any concurrent.futures executor), tells, and writes every trial
-to a write-ahead log (JSONL) from which a crashed search resumes.
+to a write-ahead log (JSONL) from which a crashed search resumes through tell.
 
 References:
   J. Bergstra & Y. Bengio, "Random Search for Hyper-Parameter Optimization", JMLR 13, 2012.
@@ -33,17 +34,7 @@ References:
     Technometrics 21, 1979 (Latin hypercube sampling).
 Depends on: numpy and gp.py (same folder); Python 3.9 or newer. Licence: MIT.
 """
-import copy
-import inspect
-import json
-import math
-import numbers
-import os
-import pickle
-import re
-import sys
-import time
-import warnings
+import copy, inspect, json, math, numbers, os, pickle, re, reprlib, time, warnings
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -52,6 +43,8 @@ import numpy as np
 
 import gp
 
+fcntl = None if os.name == "nt" else __import__("fcntl")   # locks the log; not on Windows
+
 # Objectives are minimised: "best" always means lowest.
 # u: a point of the unit cube, one coordinate per dimension (log dims through the log,
 #    Integer cells widened by +-0.5, a Choice's option k of K at (k + 0.5) / K).
@@ -59,6 +52,22 @@ import gp
 # n: observed points  m: candidates  q: dimensions of the space  D: columns of X
 
 # ----------------------------------------------------------------------------- dimensions
+# Each dimension maps its values to u in [0, 1] and back. A Real or Integer spans an
+# interval [a, b] (the logs of its ends if log=True; an Integer's ends widened by 0.5, so
+# that every integer owns a cell of equal width):
+#     value -> u = (v - a) / (b - a),     u -> v = (1 - u) a + u b   (then exp if log)
+
+
+def lerp(a, b, u):
+    """(1 - u) a + u b: the point a fraction u of the way from a to b (b - a may overflow
+    for bounds near the largest float; this form cannot)."""
+    return (1 - u) * a + u * b
+
+
+def unlerp(a, b, v):
+    """(v - a) / (b - a), the inverse of lerp, in halves so that b - a cannot overflow;
+    0.5 where a == b (a log span narrower than the floats tell apart)."""
+    return (v / 2 - a / 2) / (b / 2 - a / 2) if b != a else 0.5 + 0.0 * v
 
 
 @dataclass(frozen=True)
@@ -71,21 +80,28 @@ class Real:
     def __post_init__(self):
         _check_bounds(self)
 
-    def grid(self, n_points):
-        if n_points == 1:
-            return [self.from_unit(0.5)]
-        inner = [self.from_unit(u) for u in np.linspace(0, 1, n_points)[1:-1]]  # even in u
-        return [self.low] + inner + [self.high]       # exact ends
+    def ends(self):                                   # the [a, b] that u = 0..1 spans
+        widen = 0.0 if isinstance(self, Real) else 0.5     # an Integer's cells
+        a, b = self.low - widen, self.high + widen
+        return (math.log(a), math.log(b)) if self.log else (a, b)
+
+    def raw(self, u):                                 # u (scalar or (m,)) -> v, unrounded
+        t = lerp(*self.ends(), np.clip(u, 0.0, 1.0))
+        with np.errstate(over="ignore"):              # exp may round above the largest
+            return np.exp(t) if self.log else t       # float: inf, clipped to high after
 
     def to_unit(self, value):                         # value (scalar or (m,)) -> u
-        a, b = _span(self)
-        return _unlerp(a, b, np.log(value) if self.log else value)
+        return unlerp(*self.ends(), np.log(value) if self.log else value)
 
     def from_unit(self, u):
-        return min(max(float(_unit_to_number(self, u)), self.low), self.high)
+        return min(max(float(self.raw(u)), self.low), self.high)
 
     def snap(self, u):                                # (m,) -> (m,): every u is a valid value
         return np.clip(u, 0.0, 1.0)
+
+    def grid(self, n_points):                         # even in u, with the exact ends
+        inner = [self.from_unit(u) for u in np.linspace(0, 1, n_points)[1:-1]]
+        return [self.from_unit(0.5)] if n_points == 1 else [self.low] + inner + [self.high]
 
 
 @dataclass(frozen=True)
@@ -98,32 +114,39 @@ class Integer:
     def __post_init__(self):
         _check_bounds(self)
 
-    def grid(self, n_points):
+    ends, raw, to_unit = Real.ends, Real.raw, Real.to_unit
+
+    def from_unit(self, u):
+        return min(max(int(round(float(self.raw(u)))), self.low), self.high)
+
+    def snap(self, u):                                # (m,) -> (m,) the u of each int
+        return self.to_unit(np.clip(np.round(self.raw(u)), self.low, self.high))
+
+    def grid(self, n_points):                         # even in value or log value
         if n_points > self.high - self.low:
             return list(range(self.low, self.high + 1))
         if n_points == 1:
             return [self.from_unit(0.5)]
         a, b = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
-        values = np.linspace(a, b, n_points)          # (n_points,) even in value or log value
-        values = np.rint(np.exp(values) if self.log else values)  # 1, 10, 100, 1000 for log
-        values = np.clip(values, self.low, self.high)
-        return sorted({self.low, self.high, *(int(v) for v in values)})
+        inner = np.linspace(a, b, n_points)[1:-1]     # (n_points - 2,)
+        inner = np.clip(np.rint(np.exp(inner) if self.log else inner), self.low, self.high)
+        return sorted({self.low, self.high, *(int(v) for v in inner)})  # 1, 10, 100, 1000
 
-    to_unit = Real.to_unit
 
-    def from_unit(self, u):
-        return min(max(int(round(float(_unit_to_number(self, u)))), self.low), self.high)
-
-    def snap(self, u):                                # (m,) -> (m,) the u of each int
-        return self.to_unit(np.clip(np.round(_unit_to_number(self, u)), self.low, self.high))
+def same_option(a, b):
+    """Options are one only if of one type and equal: 1, 1.0, True and "1" are four
+    options; NaN is NaN; objects without a truth value of == are compared by identity."""
+    if type(a) is not type(b):
+        return False
+    try:
+        return a is b or bool(np.all(a == b)) or (a != a and b != b)   # a != a: NaN
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a list of options (numbers, strings, None, functions, ...); one-hot for the GP.
-
-    Options are told apart by type and value: 1, 1.0, True and "1" are four options.
-    """
+    """One of a list of options (numbers, strings, None, functions, ...); one-hot for the GP."""
     options: tuple
 
     def __post_init__(self):
@@ -131,7 +154,7 @@ class Choice:
 
     def index(self, value):
         for k, option in enumerate(self.options):
-            if _same(option, value):
+            if same_option(option, value):
                 return k
         raise ValueError(f"{value!r} is not one of the options {list(self.options)}")
 
@@ -176,30 +199,33 @@ def snap(space, U):
     """Move each row of U (m, q) to the u of the valid point it decodes to."""
     return np.column_stack([dim.snap(U[:, j]) for j, dim in enumerate(space.values())])
 
+
+def point_key(space, params):
+    """A hashable identity of a point (a Choice by its option's index)."""
+    return tuple(dim.index(params[n]) if isinstance(dim, Choice) else params[n]
+                 for n, dim in space.items())
+
 # ----------------------------------------------------------------------------- grid and random
-# Every searcher has the same parts: ask(n) -> up to n points (dicts), tell(params, value),
-# `space`, and `config` (what the log's header records). ask(n) calls _next() n times, and
-# _next(given) takes one step of the searcher and returns its point. run() calls _next
-# itself so that on resume it can pass `given`, the point the log says was asked at that
-# step: the searcher returns it instead of its own pick, but moves its state on (counters,
-# random draws, the GP) as it did the first time, so that later steps match.
+# Every searcher has ask(n) -> up to n points (dicts), tell(params, value), `space`, `config`
+# (what the log's header records), `size` (how many points it can ask) and `budget` (what
+# a point asked now runs with: None but for successive halving). tell() also takes a point
+# that was never asked, and counts it as tried: that is how run() resumes from a log.
 
 
 class GridSearch:
     """Every combination of `n_points` values per Real/Integer and every Choice option.
 
-    Point i is the i-th combination in a fixed order (the first dimension varies slowest),
-    whatever the results: tell() only checks its input. `size` is the number of points.
+    Point i is the i-th combination in a fixed order (the first dimension varies slowest);
+    ask skips the combinations already told or asked. `size` is the number of points.
     """
 
     def __init__(self, space, n_points=3):
         _check_space(space)
-        if not _is_int(n_points) or n_points < 1:
-            raise ValueError(f"n_points must be an int >= 1; got {n_points!r}")
-        self.space, self.config = space, {"n_points": n_points}
+        n_points = _check_int("n_points", n_points)
+        self.space, self.config, self.budget = space, {"n_points": n_points}, None
         self.values = [dim.grid(n_points) for dim in space.values()]
         self.size = math.prod(len(v) for v in self.values)
-        self.n_asked = 0
+        self.i, self.tried = 0, set()                 # the next combination; keys told or asked
 
     def combination(self, i):
         params = {}
@@ -208,22 +234,21 @@ class GridSearch:
             params[name] = values[r]
         return {name: params[name] for name in self.space}
 
-    def ask(self, n=1):
-        _check_n(n)
-        asked = (self._next() for _ in range(n))
-        return [p for p in asked if p is not None]   # fewer than n at the grid's end
-
-    def _next(self, given=None):                     # run() passes `given` on resume
-        if self.n_asked >= self.size:
-            return None
-        self.n_asked += 1
-        return self.combination(self.n_asked - 1) if given is None else given
+    def ask(self, n=1):                               # fewer than n at the grid's end
+        asked, n = [], _check_int("n", n)
+        while len(asked) < n and self.i < self.size:
+            params, self.i = self.combination(self.i), self.i + 1
+            if point_key(self.space, params) not in self.tried:
+                self.tried.add(point_key(self.space, params))
+                asked.append(params)
+        return asked
 
     def tell(self, params, value):
-        _check_params(self.space, params)
+        _check_tell(self.space, params, value)
+        self.tried.add(point_key(self.space, params))
 
     def __len__(self):
-        if self.size > sys.maxsize:
+        if self.size >= 2 ** 63:
             raise OverflowError(f"the grid has {self.size} points, more than len() can return; "
                                 "read .size instead")
         return self.size
@@ -233,68 +258,70 @@ class RandomSearch:
     """Independent draws from each dimension (Bergstra & Bengio 2012).
 
     Draw k comes from its own generator seeded with (seed, k): a function of the seed and
-    k alone, whatever the results. In a space of Integer/Choice dimensions only, no
-    combination repeats until every one has been drawn; then the draws start over.
+    k alone, whatever the results; a point told without being asked counts as a draw. In
+    a space of Integer/Choice dimensions only, no combination repeats until every one has
+    been drawn; then the draws start over.
     """
 
     def __init__(self, space, seed=None):
         _check_space(space)
-        self.space, self.seed = space, _seed(seed)
+        self.space, self.seed, self.budget = space, _check_seed(seed), None
         self.config = {"seed": self.seed}
-        self.n_asked, self.drawn = 0, set()
+        self.n_drawn, self.drawn, self.pending = 0, set(), []   # keys this round; asked, untold
         discrete = all(not isinstance(d, Real) for d in space.values())
         self.size = (math.prod(d.high - d.low + 1 if isinstance(d, Integer)
                                else len(d.options) for d in space.values())
                      if discrete else math.inf)
 
     def ask(self, n=1):
-        _check_n(n)
-        return [self._next() for _ in range(n)]
+        return [self.draw() for _ in range(_check_int("n", n))]
 
-    def _next(self, given=None):                     # run() passes `given` on resume
-        rng = np.random.default_rng([self.seed, self.n_asked])   # draw k from (seed, k)
-        self.n_asked += 1
+    def draw(self):
+        rng = np.random.default_rng([self.seed, self.n_drawn])   # draw k from (seed, k)
         params = from_unit(self.space, rng.uniform(size=len(self.space)))
         if self.size < math.inf:                      # Integer/Choice only: no repeats
-            if len(self.drawn) >= self.size:          # every combination drawn: start over
-                self.drawn = set()
-            params = self._untried(params, rng)
-            self.drawn.add(_key(self.space, params))
-        return params if given is None else given
+            params = self.untried(params, rng)
+        self.count(params)
+        self.pending.append(point_key(self.space, params))
+        return params
 
-    def _untried(self, params, rng):
-        """Draw again until the combination is new; when crowded, pick among the undrawn."""
+    def count(self, params):
+        """One more draw; in a discrete space, a round of draws ends once all were drawn."""
+        self.n_drawn += 1
+        if len(self.drawn) >= self.size:
+            self.drawn = set()
+        self.drawn.add(point_key(self.space, params))
+
+    def untried(self, params, rng):
+        """Draw again until the combination is new this round; when crowded, pick among the
+        undrawn."""
         for _ in range(100):
-            if _key(self.space, params) not in self.drawn:
+            if point_key(self.space, params) not in self.drawn or len(self.drawn) >= self.size:
                 return params
             params = from_unit(self.space, rng.uniform(size=len(self.space)))
         grid = GridSearch(self.space, n_points=2 ** 62)   # every value of every dimension
         free = [i for i in range(grid.size)
-                if _key(self.space, grid.combination(i)) not in self.drawn]
+                if point_key(self.space, grid.combination(i)) not in self.drawn]
         return grid.combination(free[rng.integers(len(free))])
 
     def tell(self, params, value):
-        _check_params(self.space, params)
+        _check_tell(self.space, params, value)
+        key = point_key(self.space, params)
+        if key in self.pending:
+            self.pending.remove(key)
+        else:                                         # never asked: it counts as a draw
+            self.count(params)
 
 # ----------------------------------------------------------------------------- Bayesian search
-# Each number here was chosen on the tuning half of ../shared/peers/functions.py: "worse"
-# below is the rise of the mean over its six functions of the median log10 regret after 40
-# evaluations, 30 seeds (README.md, "What each number buys", has the table and the rule;
-# python bench.py ablation reruns it).
-N_CANDIDATES = 250              # uniform candidates scored by log EI at each ask (500:
-                                # 0.02 worse),
-N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u)
-                                # from the best trial: without them, 0.87 worse
-POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best point moves by shrinking
-                                # steps: without, 0.53 worse; two small steps 0.09 worse,
-                                # and they miss a peak between pool points (a test)
+# Each number here was chosen on the tuning half of bench.py's test functions (`python
+# bench.py ablation` reruns the table in BENCHMARKS.md with one of them changed at a time).
+N_CANDIDATES = 250              # uniform candidates scored by log EI at each ask,
+N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u) from
+                                # the best trial: the search refines what it has found
+POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best point moves by shrinking steps
 POLISH_PARENTS, POLISH_CHILDREN = 1, 20   # the points polished, and the children of each
-                                # (5 parents: 0.02 better, within 0.1; 10 children:
-                                # hartmann3 0.53 worse)
-WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas warp() chooses from; without
-                                # the warp (lambda 1 alone), 0.64 worse
-LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior; maximum
-                                # likelihood (None), 1.05 worse
+WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas that warp() chooses from
+LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior (None: ML)
 
 
 class BayesianSearch:
@@ -302,66 +329,60 @@ class BayesianSearch:
 
     The first n_initial points (default 2q + 1) form a Latin hypercube (McKay et al. 1979);
     after that each ask fits gp.GP to the trials so far and asks the candidate of highest
-    log expected improvement that has not been asked before. Ask k draws its random numbers
-    from (seed, k), so the same seed and the same results give the same points.
+    log expected improvement that has not been tried. Ask k draws its random numbers from
+    (seed, k), and each fit starts afresh, so the same seed and the same results, told in
+    the same order, give the same points.
     """
 
     def __init__(self, space, seed=None, n_initial=None):
         _check_space(space)
         q = len(space)
-        n_initial = 2 * q + 1 if n_initial is None else n_initial
-        if not _is_int(n_initial) or n_initial < 1:
-            raise ValueError(f"n_initial must be an int >= 1; got {n_initial!r}")
-        self.space, self.seed, self.n_initial = space, _seed(seed), n_initial
-        self.config = {"seed": self.seed, "n_initial": n_initial}
+        n_initial = _check_int("n_initial", 2 * q + 1 if n_initial is None else n_initial)
+        self.space, self.seed, self.n_initial = space, _check_seed(seed), n_initial
+        self.budget = None
+        self.config, self.size = {"seed": self.seed, "n_initial": n_initial}, math.inf
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
-        self.pending, self.seen = {}, set()           # asked, not told: key -> u; every key
-        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0, n_candidates=0)
+        self.pending, self.tried, self.gp = {}, set(), None   # asked, not told: key -> u;
+        # the keys of every point told or asked; the GP of the last ask
         rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
         strata = rng.permuted(np.tile(np.arange(n_initial), (q, 1)), axis=1).T  # (n_initial, q)
         self.design = (strata + rng.uniform(size=(n_initial, q))) / n_initial   # one per stratum
 
     def ask(self, n=1):
-        _check_n(n)
-        return [self._next() for _ in range(n)]
+        return [self.next_point() for _ in range(_check_int("n", n))]
 
-    def _next(self, given=None):
-        """One step of Bayesian optimisation: the next point to evaluate.
-
-        run() passes `given`, the point a log says was asked, on resume: the GP is fitted to
-        the trials replayed so far (as the searcher's state moves on), and the point is taken
-        rather than chosen.
-        """
+    def next_point(self):
+        """One step of Bayesian optimisation: the next point to evaluate."""
         q, number = len(self.space), len(self.values) + len(self.pending)
         rng = np.random.default_rng([self.seed, number])
+        best = self.fit_gp() if number >= self.n_initial else None   # 1. fit the GP
         if number < self.n_initial:
-            ranked = self.design[number:number + 1]              # (1, q) 1. initial design
-        elif (best := self._fit_gp(number)) is None:             # 2. fit the GP to the trials
-            ranked = rng.uniform(size=(1, q))                    # (1, q) no success yet
-        elif given is None:
-            def log_ei(U):                                       # (m, q) -> (m,)
+            ranked = self.design[number:number + 1]                  # (1, q) initial design
+        elif best is None:
+            ranked = rng.uniform(size=(1, q))                        # (1, q) no success yet
+        else:
+            def log_ei(U):                                           # (m, q) -> (m,)
                 mean, std = self.gp.predict(gp_inputs(self.space, U), return_std=True)
-                return gp.log_expected_improvement(mean, std, best)   # 3. score: log EI
-            ranked, _ = maximize_acquisition(log_ei, self._candidates(rng),  # 4. candidates,
+                return gp.log_expected_improvement(mean, std, best)  # 2. score: log EI
+            ranked, _ = maximize_acquisition(log_ei, self.candidates(rng),  # 3. candidates,
                                              lambda U: snap(self.space, U), rng)  # polished
-        if given is None:                                        # 5. the best one not asked
-            for u in list(ranked) + list(rng.uniform(size=(100, q))):  # (random if all were)
-                given = from_unit(self.space, u)
-                if _key(self.space, given) not in self.seen:
-                    break
-        self.seen.add(_key(self.space, given))
-        self.pending[_key(self.space, given)] = to_unit(self.space, given)   # (q,)
-        return given
+        for u in list(ranked) + list(rng.uniform(size=(100, q))):    # 4. the best untried
+            params = from_unit(self.space, u)                        # (random if all were)
+            if point_key(self.space, params) not in self.tried:
+                break
+        self.tried.add(point_key(self.space, params))
+        self.pending[point_key(self.space, params)] = to_unit(self.space, params)   # (q,)
+        return params
 
-    def _fit_gp(self, number):
-        """Fit self.gp to every trial told and pending; the best (warped) value, or None.
+    def fit_gp(self):
+        """Fit a fresh self.gp to every trial told and pending; the best (warped) value, or
+        None before the first success.
 
         A failed trial counts as the worst value seen, so the search moves away from it; a
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
-        al. 2010): its std there drops to about 0, so EI there does too and the next ask goes
+        al. 2010): the mean there is pulled to the best value and the std shrinks (to about
+        the fitted noise, not 0), so EI there is small and the next ask tends to go
         elsewhere, though it may be close by.
-        Each fit is one climb: the first from gp.GP's default theta, each later one from
-        the last fit's theta and L-BFGS curvature (gp.GP keeps both) until it converges.
         """
         y = np.array(self.values)                     # (n,)
         if not np.isfinite(y).any():
@@ -370,14 +391,10 @@ class BayesianSearch:
         y = np.concatenate([y, np.full(len(self.pending), y.min())])      # pending: best
         X = gp_inputs(self.space, np.array(self.U + list(self.pending.values())))  # (n, D)
         y = warp(y)                                   # (n,) nearer a Gaussian, same order
-        try:
-            self.gp.fit(X, y, rng=np.random.default_rng([self.seed, number, 1]))  # own stream
-        except (ValueError, np.linalg.LinAlgError) as e:
-            warnings.warn(f"BayesianSearch: GP fit failed ({e}); asking a random point")
-            return None
+        self.gp = gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0).fit(X, y)
         return y.min()
 
-    def _candidates(self, rng):
+    def candidates(self, rng):
         """Points to score (m, q), each snapped to a valid point: N_CANDIDATES uniform, and
         N_LOCAL at Gaussian steps of LOCAL_SCALE from the best trial so far."""
         q, y = len(self.space), np.array(self.values)
@@ -386,12 +403,11 @@ class BayesianSearch:
         return snap(self.space, np.vstack([rng.uniform(size=(N_CANDIDATES, q)), local]))
 
     def tell(self, params, value):
-        _check_params(self.space, params)
-        key = _key(self.space, params)
-        u = self.pending.pop(key, None)
-        self.seen.add(key)
-        self.U.append(to_unit(self.space, params) if u is None else u)
-        self.values.append(_as_value(value)[0])
+        value, key = _check_tell(self.space, params, value), point_key(self.space, params)
+        self.pending.pop(key, None)
+        self.tried.add(key)
+        self.U.append(to_unit(self.space, params))    # (q,)
+        self.values.append(value if math.isfinite(value) else math.nan)
 
 
 def maximize_acquisition(score, U_pool, snap_fn, rng):
@@ -427,13 +443,29 @@ def warp(y):
     log-likelihood of lambda is -n/2 log var(t) + (lambda - 1) sum sign(z) log(1 + |z|).
     As in HEBO (Cowen-Rivers et al., JAIR 2022).  y: (n,)  returns: (n,)
     """
-    if y.max() == y.min() or not y.std() > 0:        # all equal (std may round to 3e-17,
-        return y                                      # or underflow to 0): nothing to warp
+    if y.max() == y.min():
+        return y                                      # all equal: nothing to warp
+    y = y / np.max(np.abs(y))                         # (n,) in [-1, 1]: y.std() of 1e155 or
+    if not y.std() > 0:                               # 1e-170 would overflow or underflow;
+        return y                                      # the std of near-equal y may round to 0
     z = (y - y.mean()) / y.std()                      # (n,)
     T = yeo_johnson(z, WARP_LAMBDAS[:, None])         # (k, n) every candidate lambda
     loglik = -0.5 * len(z) * np.log(T.var(axis=1)) \
         + (WARP_LAMBDAS - 1) * np.sum(np.sign(z) * np.log1p(np.abs(z)))   # (k,)
     return T[np.argmax(loglik)]
+
+
+def yeo_johnson(z, lam):
+    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise.
+    z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
+    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity
+    z: (n,)  lam: float, or (k, 1) for k transforms at once  returns: (n,) or (k, n)"""
+    lam = np.asarray(lam, dtype=float)
+    pos, a, b = z >= 0, np.log1p(np.abs(z)), np.where(lam == 0, 1.0, lam)
+    c = np.where(lam == 2, 1.0, 2 - lam)              # safe divisors at the special points
+    up = np.where(lam == 0, a, np.expm1(lam * a) / b)         # (z + 1)^lam - 1 = expm1(lam a)
+    down = np.where(lam == 2, -a, -np.expm1(c * a) / c)       # for z < 0, a = log(1 - z)
+    return np.where(pos, up, down)
 
 
 # ----------------------------------------------------------------------------- successive halving
@@ -444,7 +476,6 @@ def warp(y):
 #     bracket 1:                        12 at 3, 4 at 9, 1 at 27
 #     bracket 2:                         6 at 9, 2 at 27
 #     bracket 3:                         4 at 27
-WAIT = "wait for the rung's stragglers"       # what _next says until a rung is all told
 
 
 def hyperband_brackets(min_budget, max_budget, eta=3):
@@ -465,82 +496,77 @@ class HalvingSearch:
     bracket (Li et al. 2018: budgets max_budget // eta^k, the lowest >= min_budget, the best
     1/eta going on), or with hyperband=True all of Hyperband's brackets.
 
-    A rung runs its points at one budget; once all are told, the best n of them (failed ones
-    last, ties by asking order) run again at the next rung's budget. A bracket's first rung
-    takes new points, RandomSearch's seeded draws. `budget` is that of the point last asked.
+    A rung is a list of points run at one budget; once all are told, the best n of them
+    (failed ones last, ties by their place in the rung) make the next rung. A bracket's
+    first rung takes new points, RandomSearch's seeded draws. ask() returns [] while the
+    rung waits for its last values; tell() takes a point of the rung, asked or not yet.
     """
 
     def __init__(self, space, min_budget, max_budget, eta=3, seed=None, hyperband=False):
-        _check_budgets(min_budget, max_budget, eta)
+        min_budget, max_budget, eta = _check_budgets(min_budget, max_budget, eta)
         self.sampler = RandomSearch(space, seed)
         self.space, self.seed = space, self.sampler.seed
         self.config = {"seed": self.seed, "min_budget": min_budget, "max_budget": max_budget,
-                       "eta": eta, "hyperband": hyperband}
+                       "eta": eta, "hyperband": bool(hyperband)}
         brackets = hyperband_brackets(min_budget, max_budget, eta)[:None if hyperband else 1]
-        self.rungs = [(n, r, i == 0) for bracket in brackets for i, (n, r) in enumerate(bracket)]
-        self.size = sum(n for n, _, _ in self.rungs)             # trials in all
-        self.k, self.todo, self.asked, self.told, self.budget = -1, [], [], {}, None
+        self.rungs = [(n, r, i == 0) for bracket in brackets   # (points, budget, first of
+                      for i, (n, r) in enumerate(bracket)]     # its bracket) per rung
+        self.size, self.budget = sum(n for n, _, _ in self.rungs), self.rungs[0][1]
+        self.k, self.points, self.told, self.n_asked = -1, [], {}, 0  # rung k: told[j] = value
 
-    def ask(self, n=1):                               # [] while a rung waits, and at the end
-        _check_n(n)
-        asked = []
-        while len(asked) < n and (params := self._next()) not in (None, WAIT):
-            asked.append(params)
+    def next_rung(self):
+        """Start rung k + 1, if this one is complete and another follows; True if started."""
+        if len(self.told) < len(self.points) or self.k + 1 == len(self.rungs):
+            return False
+        self.k += 1
+        n, self.budget, first = self.rungs[self.k]
+        rank = sorted(self.told, key=lambda j: (self.told[j] if math.isfinite(self.told[j])
+                                                else math.inf, j))
+        self.points = self.sampler.ask(n) if first else [self.points[j] for j in rank[:n]]
+        self.told, self.n_asked = {}, 0
+        return True
+
+    def ask(self, n=1):
+        asked, n = [], _check_int("n", n)
+        while len(asked) < n and (self.n_asked < len(self.points) or self.next_rung()):
+            j, self.n_asked = self.n_asked, self.n_asked + 1
+            if j not in self.told:                    # (told before it was asked: skip it)
+                asked.append(self.points[j])
         return asked
 
-    def _next(self, given=None):                     # run() passes `given` on resume
-        if not self.todo:                             # every point of this rung was asked
-            if len(self.told) < len(self.asked):
-                return WAIT
-            if self.k + 1 == len(self.rungs):
-                return None                           # every bracket is done
-            self.k += 1
-            n, self.budget, first = self.rungs[self.k]
-            if first:                                 # a bracket starts: new points
-                self.todo = [self.sampler._next() for _ in range(n)]
-            else:                                     # the best n of the rung just run
-                rank = sorted(self.told, key=lambda j: (_nan_last(self.told[j]), j))
-                self.todo = [self.asked[j] for j in rank[:n]]
-            self.asked, self.told = [], {}
-        params = self.todo.pop(0)
-        self.asked.append(params if given is None else given)
-        return self.asked[-1]
-
     def tell(self, params, value):
-        _check_params(self.space, params)
-        key = _key(self.space, params)
-        free = [j for j, p in enumerate(self.asked) if j not in self.told
-                and _key(self.space, p) == key]
-        if not free:
-            raise ValueError(f"params {params!r} were not asked at this rung (budget "
-                             f"{self.budget}), or were told already")
-        self.told[free[0]] = _as_value(value)[0]
+        value, key = _check_tell(self.space, params, value), point_key(self.space, params)
+        while True:
+            free = [j for j, p in enumerate(self.points)
+                    if j not in self.told and point_key(self.space, p) == key]
+            if free:                                  # asked ones first
+                self.told[min(free, key=lambda j: (j >= self.n_asked, j))] = value
+                return
+            if not self.next_rung():
+                raise ValueError(f"params {params!r} are not a point of this rung (budget "
+                                 f"{self.budget}) still waiting for its value")
 
 
 # ----------------------------------------------------------------------------- the searches
-# run() (below the banner) is the loop. In its simplest form (successive halving also
-# passes searcher.budget to the objective) it is
+# run() (below the banner) is the loop. In its simplest form it is
 #     for k in range(n_trials):
 #         params = searcher.ask()[0]
-#         searcher.tell(params, objective(params))
+#         searcher.tell(params, objective(params))    # objective(params, budget) for halving
 # with failed trials, parallel trials on an executor, and a log to resume from added.
 
 
 def grid_search(objective, space, n_points=3, **run_options):
     """Evaluate every point of GridSearch(space, n_points); returns a Result."""
-    searcher = GridSearch(space, n_points)
-    return run(searcher, objective, searcher.size, method="grid", **run_options)
+    return run(GridSearch(space, n_points), objective, method="grid", **run_options)
 
 
 def random_search(objective, space, n_trials, seed=None, **run_options):
     """n_trials independent draws from the space; returns a Result."""
-    seed = _logged_seed(seed, run_options)
     return run(RandomSearch(space, seed), objective, n_trials, method="random", **run_options)
 
 
 def bayesian_search(objective, space, n_trials, seed=None, n_initial=None, **run_options):
     """Bayesian optimisation (GP + expected improvement) for n_trials; returns a Result."""
-    seed = _logged_seed(seed, run_options)
     return run(BayesianSearch(space, seed, n_initial), objective, n_trials,
                method="bayesian", **run_options)
 
@@ -549,24 +575,18 @@ def successive_halving(objective, space, min_budget, max_budget, eta=3, seed=Non
                        **run_options):
     """One bracket of successive halving, objective(params, budget); returns a Result whose
     best is the best trial at the largest budget reached."""
-    seed = _logged_seed(seed, run_options)
-    searcher = HalvingSearch(space, min_budget, max_budget, eta, seed)
-    _check_takes_budget(objective)
-    return run(searcher, objective, searcher.size, method="successive_halving", **run_options)
+    return run(HalvingSearch(space, min_budget, max_budget, eta, seed), objective,
+               method="successive_halving", **run_options)
 
 
 def hyperband(objective, space, min_budget, max_budget, eta=3, seed=None, **run_options):
     """Hyperband (Li et al. 2018): successive halving brackets from the most aggressive to
     none, objective(params, budget); returns a Result (best: at the largest budget)."""
-    seed = _logged_seed(seed, run_options)
-    searcher = HalvingSearch(space, min_budget, max_budget, eta, seed, hyperband=True)
-    _check_takes_budget(objective)
-    return run(searcher, objective, searcher.size, method="hyperband", **run_options)
+    return run(HalvingSearch(space, min_budget, max_budget, eta, seed, hyperband=True),
+               objective, method="hyperband", **run_options)
 
 # ---- engineering: safe to skip on a first read ----
-# Trial and Result; run(), the loop with its failures, workers and log; the input checks;
-# the mapping of extreme bounds; the Yeo-Johnson transform behind warp().
-
+# Trial and Result; run(), the loop with its failures, workers and log; the input checks.
 
 # ----------------------------------------------------------------------------- results
 
@@ -602,13 +622,8 @@ class Result:
                              + (f" (first error: {self.trials[0].error})" if self.trials else ""))
         return min(ok, key=lambda t: t.value)
 
-    @property
-    def best_params(self):
-        return self.best_trial.params
-
-    @property
-    def best_value(self):
-        return self.best_trial.value
+    best_params = property(lambda self: self.best_trial.params)
+    best_value = property(lambda self: self.best_trial.value)
 
     @property
     def best_so_far(self):
@@ -620,79 +635,80 @@ class Result:
 # ----------------------------------------------------------------------------- the loop
 
 
-def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbose=False,
+def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, verbose=False,
         executor=None, n_jobs=1, log=None, resume=False):
-    """Ask, evaluate, tell until n_trials trials have finished; returns a Result.
+    """Ask, evaluate, tell until n_trials trials (default: searcher.size) have finished, or
+    the searcher has no more points; returns a Result.
 
-    Trial k is the searcher's k-th point. Trials run one at a time here (the default), on
-    a process pool of n_jobs workers (n_jobs > 1), or on the given executor, as many at once
-    as it has workers; as each finishes it is told, and the next is asked. With `log`, a line
-    is written when trial k is asked and another when it finishes; resume replays the log
-    through the searcher, reusing every finished trial and running again, under the same
-    number, each trial that was asked but never finished. A value that is NaN, inf or not
-    a number, or an exception of a type in `catch`, makes a failed trial and the search
-    goes on. Any other exception stops asking; the trials still running are waited for,
-    and it propagates with the finished trials on its `partial_result`. Ctrl-C returns
-    them at once, marked interrupted.
+    Trials run one at a time here (the default), on a process pool of n_jobs workers
+    (n_jobs > 1), or on the given executor, as many at once as it has workers; as each
+    finishes it is told, and the next is asked. A value that is NaN, inf or not a number,
+    or an exception of a type in `catch`, makes a failed trial and the search goes on. Any
+    other exception stops asking; the trials still running are waited for, and it
+    propagates with the finished trials on its `partial_result`. Ctrl-C returns them at
+    once, marked interrupted.
+    With `log`, a line is written when trial k is asked and another when it finishes.
+    resume=True tells the searcher every finished trial of the log, in the order they
+    finished, then runs again, under their own numbers, the trials that were asked but
+    never finished, and only then asks new points.
     """
-    catch = _check_run(objective, n_trials, catch, callback, executor, n_jobs, log, resume)
+    n_trials = searcher.size if n_trials is None else n_trials
+    catch = _check_run(objective, searcher.budget, n_trials, catch, callback, executor, n_jobs,
+                       log, resume)
     header = {"hpopt_log": LOG_VERSION, "method": method,
               "space": _describe(searcher.space), **searcher.config}
-    log_file, logged = _open_log(log, header, searcher.space, resume) if log else (None, {})
-    pool = _Pool(executor, n_jobs)
-    result, running = Result(method=method), {}   # future -> (number, params, budget)
-    n_total = max([n_trials] + [k + 1 for k in logged])
-    number, stop, ended = 0, None, False
-
-    def finish(trial, replayed=False):
+    log_file, finished, unfinished = (_open_log(log, header, searcher.space, resume) if log
+                                      else (None, [], []))
+    result, running, stop, ended = Result(finished, method), {}, None, False
+    for trial in finished:                            # resume: what the log holds, told
         searcher.tell(trial.params, trial.value)
-        result.trials.append(trial)
-        pool.progress = True
-        if not replayed:
-            _write(log_file, _encode_trial(searcher.space, trial))
-            if verbose:
-                _print_trial(trial, result, n_total, method)
-            if callback is not None:
-                callback(trial)
+    rerun = {k for k, _, _ in unfinished}
+    number = 1 + max([t.number for t in finished] + list(rerun), default=-1)
+    pool = _Pool(executor, n_jobs, log_file)
+
+    def submit(number, params, budget):
+        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = \
+            (number, params, budget)
 
     try:
         while True:
-            while stop is None and number < n_total and len(running) < pool.workers:
-                params, trial = logged.get(number, (None, None))
-                params = searcher._next(params)       # the logged point, or a new one
-                if params is WAIT:                    # a rung of successive halving waits
+            while stop is None and len(running) < pool.workers \
+                    and len(result.trials) + len(running) < n_trials:
+                if unfinished:                        # asked before the stop: run again,
+                    submit(*unfinished.pop(0))        # and ask once they are told
+                    continue
+                asked = [] if rerun & {k for k, _, _ in running.values()} else searcher.ask()
+                if not asked:                         # a rung waits, or no points are left
                     break
-                if params is None:                    # a grid has no more points
-                    n_total = number
-                    break
-                budget = getattr(searcher, "budget", None)   # HalvingSearch's alone
-                if trial is not None:                 # finished before the stop: reused
-                    finish(trial, replayed=True)
-                else:
-                    _write(log_file, {"number": number, "params": _encode(searcher.space, params),
-                                      "budget": budget})
-                    running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = \
-                        (number, params, budget)
+                _write(log_file, {"number": number, "params": _encode(searcher.space, asked[0]),
+                                  "budget": searcher.budget})
+                submit(number, asked[0], searcher.budget)
                 number += 1
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: running[f][0]):
-                trial_number, params, budget = running.pop(future)
+                k, params, budget = running.pop(future)
                 try:
                     value, error, seconds = future.result()
-                except BrokenExecutor as e:           # a worker died: not the trial's fault
-                    if pool.restart(future):          # run it again on a fresh pool
-                        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] \
-                            = (trial_number, params, budget)
-                    elif stop is None:
-                        stop = e
+                except BrokenExecutor as e:           # a worker died: not the trial's fault,
+                    if pool.restart(future):          # so it runs again on a fresh pool
+                        submit(k, params, budget)
+                    else:
+                        stop = stop or e
                     continue
                 except Exception as e:                # raised, and not in catch
-                    stop = e if stop is None else stop
+                    stop = stop or e
                     continue
-                finish(Trial(trial_number, params, value, seconds,
-                             "ok" if error is None else "failed", error, budget))
+                trial = Trial(k, params, value, seconds, "failed" if error else "ok", error, budget)
+                searcher.tell(params, value)
+                result.trials.append(trial)
+                pool.progress = True
+                _write(log_file, _encode_trial(searcher.space, trial))
+                if verbose:
+                    _print_trial(trial, result, n_trials, method)
+                if callback is not None:
+                    callback(trial)
         if stop is not None:
             raise stop
         ended = True
@@ -707,241 +723,67 @@ def run(searcher, objective, n_trials, method="", catch=(), callback=None, verbo
             log_file.close()
     return result
 
-def _is_int(x):
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _is_real(x):
-    return isinstance(x, (numbers.Real, Decimal)) and not isinstance(x, (bool, np.bool_))
-
-
-MAX_INT = 2 ** 53        # Integer bounds: beyond this a float cannot hold every integer
-
-
-def _check_bounds(dim):
-    """Real: finite numbers low < high; Integer: ints |v| <= 2^53, low <= high; log: low > 0."""
-    kind = type(dim).__name__
-    if kind == "Real":
-        ok = (all(_is_real(v) and math.isfinite(v) for v in (dim.low, dim.high))
-              and dim.low < dim.high)
-        need = "finite numbers low < high"
-    else:
-        ok = (all(_is_int(v) and abs(v) <= MAX_INT for v in (dim.low, dim.high))
-              and dim.low <= dim.high)
-        need = f"int bounds low <= high, each within +-2**53"
-    if not ok:
-        raise ValueError(f"{kind} needs {need}; got low={dim.low!r}, high={dim.high!r}")
-    if dim.log and not dim.low > 0:
-        raise ValueError(f"{kind}(log=True) needs low {'> 0' if kind == 'Real' else '>= 1'}; "
-                         f"got low={dim.low!r}")
-    if not isinstance(dim.log, (bool, np.bool_)):
-        raise ValueError(f"{kind} needs log=True or False; got log={dim.log!r}")
-    cast = float if kind == "Real" else int
-    object.__setattr__(dim, "low", cast(dim.low))
-    object.__setattr__(dim, "high", cast(dim.high))
-    object.__setattr__(dim, "log", bool(dim.log))
-
-
-def _span(dim):
-    """(a, b), the interval that u = 0..1 spans: in log space for a log dimension, and an
-    Integer's bounds widened by 0.5 so that every integer owns a cell of equal width."""
-    a, b = (dim.low - 0.5, dim.high + 0.5) if isinstance(dim, Integer) else (dim.low, dim.high)
-    return (math.log(a), math.log(b)) if dim.log else (a, b)
-
-
-def _lerp(a, b, t):
-    """a + t (b - a), also where b - a overflows (bounds near the largest float)."""
-    return a + t * (b - a) if math.isfinite(b - a) else a * (1 - t) + b * t
-
-
-def _unlerp(a, b, x):
-    """The inverse of _lerp: (x - a) / (b - a); 0.5 where b == a (a log span narrower than
-    the floats can tell apart, as in Real(1e16, 1e16 + 2, log=True))."""
-    if a == b:
-        return 0.5 + 0.0 * x
-    return (x - a) / (b - a) if math.isfinite(b - a) else (x / 2 - a / 2) / (b / 2 - a / 2)
-
-
-def _unit_to_number(dim, u):
-    """u (scalar or (m,)) -> the value, before rounding or clipping to the bounds."""
-    a, b = _span(dim)
-    t = _lerp(a, b, np.clip(u, 0.0, 1.0))
-    with np.errstate(over="ignore"):                  # t may round above log(largest float):
-        return np.exp(t) if dim.log else t            # inf, which the caller clips to high
-
-
-def _same(a, b):
-    """Options are the same only if of one type and equal: 1, 1.0, True and "1" differ."""
-    if type(a) is not type(b):
-        return False
-    if a is b:
-        return True
-    if isinstance(a, np.ndarray):
-        return a.shape == b.shape and bool(np.all(a == b))
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):                   # no truth value: compare by identity
-        return False
-
-
-def _check_options(options):
-    if not isinstance(options, (list, tuple, range, np.ndarray)):
-        raise ValueError(f"Choice options must be a list or tuple (a set or dict has no fixed "
-                         f"order); got options={options!r}")
-    options = tuple(o.item() if isinstance(o, np.generic) else o for o in options)
-    if not options:
-        raise ValueError("Choice options must hold at least one option; got options=[]")
-    for i, a in enumerate(options):
-        if any(_same(a, b) for b in options[:i]):
-            raise ValueError(f"Choice options must be distinct; {a!r} is repeated")
-    return options
-
-
-def _check_space(space):
-    if not isinstance(space, dict) or not space:
-        raise ValueError(f"space must be a non-empty dict {{name: Real | Integer | Choice}}; "
-                         f"got {space!r}")
-    for name, dim in space.items():
-        if not isinstance(name, str) or not isinstance(dim, (Real, Integer, Choice)):
-            raise ValueError(f"space entries must be str: Real | Integer | Choice; got "
-                             f"{name!r}: {dim!r}")
-
-
-def _in(dim, value):
-    if isinstance(dim, Choice):
-        return any(_same(o, value) for o in dim.options)
-    ok = _is_int(value) if isinstance(dim, Integer) else _is_real(value)
-    return ok and dim.low <= value <= dim.high
-
-
-def _check_params(space, params):
-    """tell() takes a dict with exactly the space's names, each a value of its dimension."""
-    if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict {{name: value}}; got {params!r}")
-    missing, extra = set(space) - set(params), set(params) - set(space)
-    if missing or extra:
-        raise ValueError(f"params must have exactly the names {list(space)}; missing "
-                         f"{sorted(missing)}, extra {sorted(map(str, extra))}")
-    for name, dim in space.items():
-        if not _in(dim, params[name]):
-            raise ValueError(f"params[{name!r}] = {params[name]!r} is not a value of {dim}")
-
-
-def _nan_last(value):
-    return math.inf if math.isnan(value) else value
-
-
-def _check_budgets(min_budget, max_budget, eta):
-    if not (_is_int(min_budget) and _is_int(max_budget) and 0 < min_budget < max_budget):
-        raise ValueError(f"min_budget and max_budget must be ints with 0 < min_budget < "
-                         f"max_budget; got min_budget={min_budget!r}, max_budget={max_budget!r}")
-    if not _is_int(eta) or eta < 2:
-        raise ValueError(f"eta must be an int >= 2; got eta={eta!r}")
-
-
-def _check_takes_budget(objective):
-    """Successive halving calls objective(params, budget): say so now if it cannot."""
-    try:
-        inspect.signature(objective).bind({}, 1)
-    except TypeError:
-        raise TypeError(f"objective must take (params, budget) for successive halving; "
-                        f"{objective!r} takes {inspect.signature(objective)}") from None
-    except ValueError:                                # no signature to read (a builtin)
-        pass
-
-
-def _check_n(n):
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"n must be an int >= 1; got {n!r}")
-
-
-def _key(space, params):
-    """A hashable identity of a point (Choice by option index)."""
-    return tuple(dim.index(params[n]) if isinstance(dim, Choice) else params[n]
-                 for n, dim in space.items())
-
-
-def _seed(seed):
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2 ** 63)
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(2 ** 63))
-    if _is_int(seed) and seed >= 0:
-        return int(seed)
-    raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
-
-
-def _short_repr(x):
-    try:
-        text = repr(x)
-    except Exception:                                 # a broken __repr__ is no reason to stop
-        text = f"<{type(x).__name__}>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _as_value(value):
-    """(float, None) for a finite real number; (nan, why) for anything else."""
-    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
-        value = value.item()                          # numpy scalars and 0-d arrays
-    if not _is_real(value):
-        return math.nan, (f"objective returned {_short_repr(value)} "
-                          f"({type(value).__name__}), not a number")
-    try:
-        value = float(value)
-    except (OverflowError, ValueError) as e:          # an int too large for a float, say
-        return math.nan, f"objective returned a number that is no float ({e})"
-    if not math.isfinite(value):
-        return math.nan, f"objective returned {value}"
-    return value, None
-
 
 def _evaluate(objective, params, catch, budget=None):
     """One trial, where it runs (this process or a worker): (value, error, seconds)."""
     t0 = time.perf_counter()
     try:
-        value, error = _as_value(objective(params) if budget is None
-                                 else objective(params, budget))
+        value = objective(params) if budget is None else objective(params, budget)
     except catch as e:
-        value, error = math.nan, f"{type(e).__name__}: {e}"
-    return value, error, time.perf_counter() - t0
+        return math.nan, f"{type(e).__name__}: {e}", time.perf_counter() - t0
+    except Exception as e:                            # raised where run() is: it must survive
+        try:                                          # pickling, or a process pool takes it
+            pickle.loads(pickle.dumps(e))             # for a dead worker
+        except Exception:
+            raise RuntimeError(f"the objective raised {type(e).__name__}: {e} (an exception "
+                               "that cannot be pickled, so it is raised as this)") from None
+        raise
+    try:                                              # numbers, numpy scalars, 0-d arrays
+        number = float(value) if _is_real(value) or np.shape(value) == () and isinstance(
+            value, np.ndarray) else math.nan
+    except OverflowError:                             # an int too large for a float
+        number = math.nan
+    error = None if math.isfinite(number) else \
+        f"objective returned {reprlib.repr(value)}, which is not a number, or not finite"
+    return (number if error is None else math.nan), error, time.perf_counter() - t0
 
 
 class _Pool:
     """Where trials run: here, one at a time (no executor); on the user's executor; or on a
     process pool of n_jobs, replaced by a fresh one when a worker dies (killed, out of
     memory) so that the trials it ran run again, unless no trial has finished since the
-    last replacement (then the same trial would only kill it again)."""
+    last replacement (then the same trial would only kill it again). Its workers close
+    their copy of the log's file, so that they never hold its lock."""
 
-    def __init__(self, executor, n_jobs):
-        self.own = executor is None and n_jobs > 1
-        self.executor = ProcessPoolExecutor(n_jobs) if self.own else executor
-        self.workers = 1 if executor is None and not self.own else (
-            n_jobs if self.own else _n_workers(executor))
-        self.live, self.progress = set(), True        # futures of the current pool
+    def __init__(self, executor, n_jobs, log_file):
+        self.own, self.live, self.progress = executor is None and n_jobs > 1, set(), True
+        self.init = dict(initializer=os.close, initargs=(log_file.fileno(),)) if log_file else {}
+        self.executor = ProcessPoolExecutor(n_jobs, **self.init) if self.own else executor
+        client = getattr(executor, "_client", None)   # dask.distributed's ClientExecutor
+        self.workers = (n_jobs if executor is None else getattr(executor, "_max_workers", None)
+                        or (client and max(1, sum(client.nthreads().values()))) or os.cpu_count())
 
     def submit(self, objective, params, catch, budget):
-        if self.executor is None:                     # run now; Ctrl-C passes straight up
-            future = Future()
-            try:
+        future = Future()
+        try:                                          # no executor: run now, Ctrl-C passes up
+            if self.executor is None:
                 future.set_result(_evaluate(objective, params, catch, budget))
-            except Exception as e:
-                future.set_exception(e)
-            return future
-        try:
-            future = self.executor.submit(_evaluate, objective, params, catch, budget)
-        except Exception as e:                        # a broken executor refuses work
-            future = Future()
+            else:
+                future = self.executor.submit(_evaluate, objective, params, catch, budget)
+        except Exception as e:                        # raised here, or a broken executor
             future.set_exception(e)
-        self.live.add(future)
+        if self.executor is not None:
+            self.live.add(future)
         return future
 
     def restart(self, future):
+        """After a worker died: True if the trial of `future` may run again (on a new pool)."""
         if future not in self.live:                   # from a pool already replaced
             return True
         if not self.own or not self.progress:
             return False
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.executor = ProcessPoolExecutor(self.workers)
+        self.executor = ProcessPoolExecutor(self.workers, **self.init)
         self.live, self.progress = set(), False
         return True
 
@@ -950,69 +792,14 @@ class _Pool:
             self.executor.shutdown(wait=wait, cancel_futures=True)
 
 
-def _n_workers(executor):
-    if hasattr(executor, "_max_workers"):             # ThreadPool / ProcessPool executors
-        return executor._max_workers
-    client = getattr(executor, "_client", None)       # dask.distributed's ClientExecutor
-    if client is not None:
-        return max(1, sum(client.nthreads().values()))
-    return os.cpu_count() or 1
-
-
-def _check_run(objective, n_trials, catch, callback, executor, n_jobs, log, resume):
-    """run()'s arguments, checked before any work starts (no log or pool is made)."""
-    if not callable(objective):
-        raise TypeError(f"objective must be callable; got {objective!r}")
-    if not _is_int(n_trials) or n_trials < 1:
-        raise ValueError(f"n_trials must be an int >= 1; got {n_trials!r}")
-    if not _is_int(n_jobs) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be an int >= 1; got {n_jobs!r}")
-    if executor is not None and n_jobs != 1:
-        raise ValueError(f"give executor= or n_jobs=, not both; got n_jobs={n_jobs!r}")
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(f"executor must be a concurrent.futures.Executor (with .submit); "
-                        f"got {executor!r}")
-    catch = () if catch is None else (catch,) if isinstance(catch, type) else catch
-    if not (isinstance(catch, (tuple, list)) and all(
-            isinstance(c, type) and issubclass(c, BaseException) for c in catch)):
-        raise TypeError(f"catch must be an exception type or a tuple of them; got {catch!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got {callback!r}")
-    if log is not None and not isinstance(log, (str, os.PathLike)):
-        raise TypeError(f"log must be a path (str or os.PathLike); got {log!r}")
-    if resume and not log:
-        raise ValueError("resume=True needs log= (the path of the log to resume)")
-    if n_jobs > 1 or isinstance(executor, ProcessPoolExecutor):
-        try:
-            pickle.dumps(objective)
-        except Exception as e:
-            raise TypeError("a process executor needs a picklable objective: define it at "
-                            "module top level (or use functools.partial); pickling it "
-                            f"failed with {type(e).__name__}: {e}") from None
-    return tuple(catch)
-
-
 def _print_trial(trial, result, n_trials, method):
     shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in trial.params.items())
     shown += f"  budget={trial.budget}" if trial.budget is not None else ""
     value = f"{trial.value:.4g}" if trial.status == "ok" else f"failed ({trial.error})"
     best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
-    print(f"{method + ' ' if method else ''}trial {len(result.trials)}/{n_trials}  {shown}  "
-          f"-> {value}  best {best:.4g}  {trial.seconds:.2f}s", flush=True)
-
-def yeo_johnson(z, lam):
-    """The Yeo-Johnson power transform (Yeo & Johnson 2000), elementwise.
-    z >= 0: ((z + 1)^lam - 1) / lam  (log(z + 1) at lam = 0)
-    z < 0: -((1 - z)^(2 - lam) - 1) / (2 - lam)  (-log(1 - z) at lam = 2); lam = 1: identity
-    z: (n,)  lam: float, or (k, 1) for k transforms at once  returns: (n,) or (k, n)"""
-    lam = np.asarray(lam, dtype=float)
-    pos, a, b = z >= 0, np.log1p(np.abs(z)), np.where(lam == 0, 1.0, lam)
-    c = np.where(lam == 2, 1.0, 2 - lam)              # safe divisors at the special points
-    up = np.where(lam == 0, a, np.expm1(lam * a) / b)         # (z + 1)^lam - 1 = expm1(lam a)
-    down = np.where(lam == 2, -a, -np.expm1(c * a) / c)       # for z < 0, a = log(1 - z)
-    return np.where(pos, up, down)
-
+    print(f"{method} trial {len(result.trials)}/{n_trials}  {shown}  -> {value}  best "
+          f"{best:.4g}  {trial.seconds:.2f}s", flush=True)
 
 # ----------------------------------------------------------------------------- the log
 # A write-ahead log, one JSON object a line: first the header (what fixes the sequence of
@@ -1020,6 +807,7 @@ def yeo_johnson(z, lam):
 # halving budgets and eta), then {"number", "params", "budget"} (null but for halving) when a
 # trial is asked and the whole trial when it finishes. Each line is on disk (fsync) before
 # the trial starts or the next is asked. A Choice value is logged as its option's index.
+# The search holds a lock on the file while it runs (flock; not on Windows).
 
 LOG_VERSION = 2
 
@@ -1039,50 +827,67 @@ def _encode(space, params):
     return {n: d.index(params[n]) if isinstance(d, Choice) else params[n] for n, d in space.items()}
 
 
-def _decode(space, logged):
-    params = {n: d.options[logged[n]] if isinstance(d, Choice) and _is_int(logged[n])
-              and 0 <= logged[n] < len(d.options) else logged[n] for n, d in space.items()}
-    _check_params(space, params)                      # a damaged line fails here
-    return params
-
-
 def _encode_trial(space, trial):
-    record = dict(vars(trial), params=_encode(space, trial.params))
-    record["value"] = None if math.isnan(trial.value) else trial.value    # strict JSON
-    return record
+    return dict(vars(trial), params=_encode(space, trial.params),
+                value=None if math.isnan(trial.value) else trial.value)   # strict JSON
 
 
 def _write(log_file, record):
     if log_file is not None:
-        log_file.write(json.dumps(record, allow_nan=False) + "\n")
+        log_file.write((json.dumps(record, allow_nan=False) + "\n").encode())
         log_file.flush()
         os.fsync(log_file.fileno())                   # on disk before the trial goes on
 
 
 def _open_log(path, header, space, resume):
     """Create the log (exclusively: one search a file) with its header on disk, or with
-    resume, check and read it. Returns the file and {number: (params, Trial or None)}."""
-    if resume and os.path.exists(path):
-        logged, cut_short = _read_log(path, header, space)
-        log_file = open(path, "a")
-        if cut_short:
-            log_file.write("\n")                      # start after a line cut short
-        return log_file, logged
+    resume, lock and read it. Returns the file, the finished trials in the order they
+    finished, and (number, params, budget) of each trial asked but never finished."""
+    json.dumps(header)                                # before the file: an unwritable header
+    new = not (resume and os.path.exists(path))       # leaves none behind
     try:
-        log_file = open(path, "x")
+        log_file = open(path, "xb" if new else "r+b")
     except FileExistsError:
         raise ValueError(f"log {path} already exists; pass resume=True to continue it, or "
                          "another path (an existing log is never overwritten)") from None
-    _write(log_file, header)
-    return log_file, {}
-
-
-def _read_log(path, header, space):
-    with open(path) as f:
-        text = f.read()
-    lines = text.split("\n")
     try:
-        logged = json.loads(lines[0])
+        if fcntl is not None:
+            fcntl.flock(log_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if new:
+            _write(log_file, header)
+            return log_file, [], []
+        lines = log_file.read().decode("utf-8", errors="replace").split("\n")
+        _check_header(path, lines[0], header)
+    except BaseException as e:
+        log_file.close()
+        raise (ValueError(f"log {path} is in use by another search (it holds the log's lock)")
+               if isinstance(e, BlockingIOError) else e) from None
+    asked, finished = {}, {}
+    for i, line in enumerate(lines[1:], start=2):
+        try:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            number, params = r["number"], _decode(space, r["params"])
+            if not (_is_int(number) and 0 <= number < len(lines)):   # a line per trial asked
+                raise ValueError(f"number {number!r}")
+            if "status" in r:
+                finished.setdefault(number, Trial(
+                    number, params, math.nan if r["value"] is None else float(r["value"]),
+                    float(r["seconds"]), r["status"], r["error"], r.get("budget")))
+            else:
+                asked.setdefault(number, (number, params, r.get("budget")))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
+    if lines[-1]:
+        log_file.write(b"\n")                         # start after a line cut short
+    return log_file, list(finished.values()), [asked[k] for k in sorted(asked) if k not in finished]
+
+
+def _check_header(path, line, header):
+    """The log's first line must be this search's header (its keys in order, too)."""
+    try:
+        logged = json.loads(line)
         version = logged.get("hpopt_log")
     except (ValueError, AttributeError):
         version = None
@@ -1090,39 +895,143 @@ def _read_log(path, header, space):
         raise ValueError(f"log {path} does not start with the header of an hpopt log "
                          f"(version {LOG_VERSION}); it was left as it is")
     for key in list(header) + [k for k in logged if k not in header]:
-        if logged.get(key) != header.get(key):
+        if json.dumps(logged.get(key)) != json.dumps(header.get(key)):   # order counts
             raise ValueError(f"log {path} records another search: its {key} is "
                              f"{logged.get(key)!r}, this one's is {header.get(key)!r}")
-    records = {}
-    for i, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
+
+
+def _decode(space, logged):
+    params = {n: d.options[logged[n]] if isinstance(d, Choice) and _is_int(logged[n])
+              and 0 <= logged[n] < len(d.options) else logged[n] for n, d in space.items()}
+    _check_params(space, params)                      # a damaged line fails here
+    return params
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_real(x):
+    return isinstance(x, (numbers.Real, Decimal)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_int(name, value, minimum=1):
+    """An int >= minimum (numpy ints too), as a Python int."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {name}={value!r}")
+    return int(value)
+
+
+def _check_bounds(dim):
+    """Real: finite numbers low < high; Integer: ints |v| <= 2^53 (beyond, a float cannot
+    hold every integer), low <= high; log: low > 0."""
+    kind, real = type(dim).__name__, isinstance(dim, Real)
+    ok = (all(_is_real(v) and math.isfinite(v) if real else _is_int(v) and abs(v) <= 2 ** 53
+              for v in (dim.low, dim.high))
+          and (dim.low < dim.high if real else dim.low <= dim.high))
+    if not ok:
+        need = ("finite numbers low < high" if real
+                else "int bounds low <= high, each within +-2**53")
+        raise ValueError(f"{kind} needs {need}; got low={dim.low!r}, high={dim.high!r}")
+    if not isinstance(dim.log, (bool, np.bool_)) or dim.log and not dim.low > 0:
+        raise ValueError(f"{kind} needs log=True or False, and log=True needs low "
+                         f"{'> 0' if real else '>= 1'}; got low={dim.low!r}, log={dim.log!r}")
+    for name, cast in [("low", float if real else int), ("high", float if real else int),
+                       ("log", bool)]:
+        object.__setattr__(dim, name, cast(getattr(dim, name)))
+
+
+def _check_options(options):
+    if not isinstance(options, (list, tuple, range, np.ndarray)) or len(options) == 0:
+        raise ValueError(f"Choice options must be a list or tuple (a set or dict has no fixed "
+                         f"order) of at least one option; got options={options!r}")
+    options = tuple(o.item() if isinstance(o, np.generic) else o for o in options)
+    for i, a in enumerate(options):
+        if any(same_option(a, b) for b in options[:i]):
+            raise ValueError(f"Choice options must be distinct; {a!r} is repeated")
+    return options
+
+
+def _check_space(space):
+    if not (isinstance(space, dict) and space and all(
+            isinstance(k, str) and isinstance(d, (Real, Integer, Choice))
+            for k, d in space.items())):
+        raise ValueError(f"space must be a non-empty dict {{name (str): Real | Integer | "
+                         f"Choice}}; got {space!r}")
+
+
+def _check_seed(seed):
+    """The seed as an int >= 0: None draws one, a numpy Generator gives one."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return int((seed or np.random.default_rng()).integers(2 ** 63))
+    if _is_int(seed) and seed >= 0:
+        return int(seed)
+    raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
+
+
+def _check_params(space, params):
+    """A dict with exactly the space's names, each a value of its dimension."""
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict {{name: value}}; got {params!r}")
+    if set(params) != set(space):
+        raise ValueError(f"params must have exactly the names {list(space)}; missing "
+                         f"{sorted(set(space) - set(params))}, extra "
+                         f"{sorted(map(str, set(params) - set(space)))}")
+    for name, dim in space.items():
+        v = params[name]
+        if not (any(same_option(o, v) for o in dim.options) if isinstance(dim, Choice) else
+                (_is_int(v) if isinstance(dim, Integer) else _is_real(v))
+                and dim.low <= v <= dim.high):
+            raise ValueError(f"params[{name!r}] = {v!r} is not a value of {dim}")
+
+
+def _check_tell(space, params, value):
+    """tell()'s params (see _check_params) and value, a real number (nan or inf: failed)."""
+    _check_params(space, params)
+    if not _is_real(value):
+        raise TypeError(f"value must be a real number (nan or inf for a failed trial); "
+                        f"got value={value!r}")
+    return float(value)
+
+
+def _check_budgets(min_budget, max_budget, eta):
+    if not (_is_int(min_budget) and _is_int(max_budget) and 0 < min_budget < max_budget):
+        raise ValueError(f"min_budget and max_budget must be ints with 0 < min_budget < "
+                         f"max_budget; got min_budget={min_budget!r}, max_budget={max_budget!r}")
+    return int(min_budget), int(max_budget), _check_int("eta", eta, 2)
+
+
+def _check_run(objective, budget, n_trials, catch, callback, executor, n_jobs, log, resume):
+    """run()'s arguments, checked before any work starts (no log or pool is made)."""
+    takes = "(params)" if budget is None else "(params, budget)"
+    try:                                              # halving calls objective(params, budget)
+        inspect.signature(objective).bind(*([{}] if budget is None else [{}, 1]))
+    except TypeError:
+        raise TypeError(f"objective must be callable as objective{takes} for this search; got "
+                        f"{objective!r}") from None
+    except ValueError:                                # no signature to read (a builtin)
+        pass
+    _check_int("n_trials", n_trials), _check_int("n_jobs", n_jobs)
+    if executor is not None and (n_jobs != 1 or not callable(getattr(executor, "submit", None))):
+        raise TypeError(f"executor must be a concurrent.futures.Executor (with .submit), and "
+                        f"not given with n_jobs; got executor={executor!r}, n_jobs={n_jobs!r}")
+    catch = () if catch is None else (catch,) if isinstance(catch, type) else catch
+    if not (isinstance(catch, (tuple, list)) and all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in catch)):
+        raise TypeError(f"catch must be an exception type or a tuple of them; got {catch!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {callback!r}")
+    if log is not None and not (isinstance(log, (str, os.PathLike)) and os.fspath(log)) \
+            or resume and not log:
+        raise ValueError(f"log must be a non-empty path (str or os.PathLike), and resume=True "
+                         f"needs one; got log={log!r}, resume={resume!r}")
+    if n_jobs > 1 or isinstance(executor, ProcessPoolExecutor):
         try:
-            r = json.loads(line)
-            number, params = r["number"], _decode(space, r["params"])
-            if not _is_int(number) or number < 0:
-                raise ValueError(f"number {number!r}")
-            trial = None
-            if "status" in r:
-                value = math.nan if r["value"] is None else float(r["value"])
-                trial = Trial(number, params, value, float(r["seconds"]), r["status"],
-                              r["error"], r.get("budget"))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-            warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
-            continue
-        if number not in records or records[number][1] is None:
-            records[number] = (params, trial)
-    return records, not text.endswith("\n")
-
-
-def _logged_seed(seed, run_options):
-    """With resume=True and no seed given, continue with the seed recorded in the log."""
-    log = run_options.get("log")
-    if seed is not None or not run_options.get("resume") or not log or not os.path.exists(log):
-        return seed
-    with open(log) as f:
-        first = f.readline()
-    try:
-        return json.loads(first).get("seed")
-    except (ValueError, AttributeError):
-        return None                                   # _read_log says what is wrong
+            pickle.dumps(objective)
+        except Exception as e:
+            raise TypeError("a process executor needs a picklable objective: define it at "
+                            "module top level (or use functools.partial); pickling it "
+                            f"failed with {type(e).__name__}: {e}") from None
+    return tuple(catch)

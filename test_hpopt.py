@@ -154,33 +154,15 @@ def test_the_line_search_steps_back_to_the_minimum_of_a_parabola():
     def f(x):
         tried.append(float(x[0]))
         return 100 * (x[0] - 0.3) ** 2, np.array([200 * (x[0] - 0.3)])
-    x, fx, _ = gp.minimize_box(f, np.array([0.0]), np.array([-5.0]), np.array([5.0]))
+    x, fx = gp.minimize_box(f, np.array([0.0]), np.array([-5.0]), np.array([5.0]))
     assert tried[:3] == pytest.approx([0.0, 1.0, 0.3])
     assert x[0] == pytest.approx(0.3) and fx == pytest.approx(0.0, abs=1e-20)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_refit_that_starts_from_the_last_fits_curvature_needs_fewer_lml_calls(seed, monkeypatch):
-    X, y = _toy_data(n=31, seed=seed)
-    warm = gp.GP(log_prior=gp.bo_log_prior).fit(X[:30], y[:30])   # then one more point:
-    warm.n_restarts = warm.n_candidates = 0                         # climb from theta0 only
-    cold = copy.deepcopy(warm)
-    cold.pairs = ()                                                 # same start, no curvature
-    lml, calls = gp.log_marginal_likelihood, []
-    monkeypatch.setattr(gp, "log_marginal_likelihood", lambda *a: calls.append(1) or lml(*a))
-    warm.fit(X, y)
-    n_warm = len(calls)
-    cold.fit(X, y)
-    n_cold = len(calls) - n_warm
-    posterior = lambda m: m.log_marginal_likelihood() + gp.bo_log_prior(m.theta)[0]
-    assert posterior(warm) == pytest.approx(posterior(cold), rel=1e-6)
-    assert n_warm < n_cold
-
-
-def test_a_gp_refitted_on_more_columns_starts_without_the_old_curvature():
+def test_a_gp_refitted_on_more_columns_fits_them_all():
     X, y = _toy_data()
     model = gp.GP().fit(X[:, :1], y)                  # its (1,) length-scale fits any d
-    model.fit(X, y)                                   # 1 + 2 pairs' entries, theta has 3 + 2
+    model.fit(X, y)
     assert model.lengthscale.shape == (3,) and np.isfinite(model.log_marginal_likelihood())
 
 
@@ -218,6 +200,30 @@ def test_degenerate_data_fits_with_finite_predictions(case):
     assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std >= 0)
     if case == "constant":
         assert np.allclose(mean, 4.2)
+
+
+def _posterior(X, y, Xq):
+    return gp.GP().fit(X, y).predict(Xq, return_std=True)
+
+
+@pytest.mark.parametrize("c", [1e4, 2000.0, 1e-3])
+def test_the_posterior_is_the_same_whatever_the_units_of_x(c):
+    X, y = _toy_data(n=15, d=2)                       # a smooth y plus small noise
+    Xq = np.random.default_rng(7).uniform(size=(20, 2))
+    mean, std = _posterior(X, y, Xq)
+    mean_c, std_c = _posterior(c * X, y, c * Xq)      # the same data in other units
+    np.testing.assert_allclose(mean_c, mean, rtol=1e-5, atol=1e-5 * np.abs(mean).max())
+    np.testing.assert_allclose(std_c, std, rtol=1e-5, atol=1e-5 * std.max())
+
+
+@pytest.mark.parametrize("s", [1e154, 1e-170])
+def test_scaling_y_scales_the_posterior_mean_and_std_by_the_same_factor(s):
+    X, y = _toy_data(n=15, d=2)
+    Xq = np.random.default_rng(7).uniform(size=(20, 2))
+    mean, std = _posterior(X, y, Xq)
+    mean_s, std_s = _posterior(X, s * y, Xq)
+    np.testing.assert_allclose(mean_s, s * mean, rtol=1e-5, atol=1e-5 * s * np.abs(mean).max())
+    np.testing.assert_allclose(std_s, s * std, rtol=1e-5, atol=1e-5 * s * std.max())
 
 
 def test_cholesky_adds_jitter_with_a_warning_and_fails_with_a_clear_error():
@@ -400,6 +406,19 @@ def test_grids_are_evenly_spaced_in_value_or_log_value_like_numpy():
     assert hpopt.Real(-1.0, 2.0).grid(4) == pytest.approx(np.linspace(-1.0, 2.0, 4), abs=1e-15)
 
 
+def test_a_log_integer_grid_keeps_its_exact_ends_and_its_number_of_points():
+    dim = hpopt.Integer(1, 10 ** 15, log=True)        # exp(log(1e15)) is not 1e15 exactly
+    assert dim.grid(2) == [1, 10 ** 15]
+    for n in (3, 5):
+        grid = dim.grid(n)
+        assert len(grid) == n and grid[0] == 1 and grid[-1] == 10 ** 15
+
+
+def test_a_choice_of_nan_twice_is_refused_as_repeated():
+    with pytest.raises(ValueError, match="repeated"):
+        hpopt.Choice([float("nan"), float("nan")])   # two objects, equal to nothing
+
+
 def test_grid_search_returns_the_argmin_of_its_own_grid():
     space = {"x": hpopt.Real(-2, 2), "y": hpopt.Integer(-3, 3)}
     f = lambda p: (p["x"] - 0.7) ** 2 + (p["y"] + 1.2) ** 2
@@ -561,6 +580,45 @@ def test_bayesian_search_beats_random_on_branin_and_its_initial_design_alone_doe
     assert bayes < random - 1 and design_only > bayes + 1
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e160, 1e-175])
+def test_bayesian_search_improves_on_its_initial_design_at_any_scale_of_the_objective(scale):
+    stuck = []                                        # seeds whose GP asks never beat the
+    for seed in range(4):                             # 5 points of the initial design
+        result = hpopt.bayesian_search(lambda p: scale * branin(p), BRANIN, n_trials=20,
+                                       n_initial=5, seed=seed)
+        values = [t.value for t in sorted(result.trials, key=lambda t: t.number)]
+        if not result.best_value < min(values[:5]):
+            stuck.append(seed)
+    assert stuck == []
+
+
+@pytest.mark.parametrize("seed, best", [(0, 3), (1, 0), (2, 5)])
+def test_the_local_candidates_are_drawn_around_the_best_trial(seed, best, monkeypatch):
+    monkeypatch.setattr(hpopt, "N_CANDIDATES", 0)     # local candidates only, not polished:
+    monkeypatch.setattr(hpopt, "POLISH_STEPS", ())    # the next ask is one of them
+    monkeypatch.setattr(hpopt, "LOCAL_SCALE", 0.01)
+    search = hpopt.BayesianSearch(BRANIN, seed=seed, n_initial=6)
+    values = [float(k + 1) for k in range(6)]
+    values[best] = 0.0                                # distinct values, the lowest at `best`
+    told = []
+    for value in values:
+        told.append(search.ask()[0])
+        search.tell(told[-1], value)
+    after = search.ask()[0]
+
+    def unit(p):                                      # (x - low) / (high - low), by hand
+        return np.array([(p[k] - BRANIN[k].low) / (BRANIN[k].high - BRANIN[k].low)
+                         for k in BRANIN])
+    assert np.all(np.abs(unit(after) - unit(told[best])) < 0.05)
+
+
+def test_bayesian_search_refuses_an_objective_that_needs_a_budget_before_any_trial(tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    with pytest.raises(TypeError, match="objective"):   # learning_curve takes (params, budget)
+        hpopt.bayesian_search(learning_curve, SMALL, n_trials=3, seed=0, log=log)
+    assert not os.path.exists(log) or log_records(log) == []   # no trial was asked
+
+
 def test_seeds_reproduce_the_same_trials():
     for search in (hpopt.random_search, hpopt.bayesian_search):
         a, b, c = (search(mixed_objective, MIXED, n_trials=8, seed=s) for s in (5, 5, 6))
@@ -682,8 +740,8 @@ def test_callback_and_verbose_report_every_trial(capsys):
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, executor=object()), TypeError,
      "executor must be"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, n_jobs=2,
-                                 executor=concurrent.futures.ThreadPoolExecutor(2)), ValueError,
-     "not both"),
+                                 executor=concurrent.futures.ThreadPoolExecutor(2)), TypeError,
+     "not given with n_jobs"),
     (lambda: hpopt.GridSearch(SMALL).tell({"x": 0.0}, 1.0), ValueError, r"missing \['n'\]"),
     (lambda: hpopt.RandomSearch(SMALL, 0).tell({"x": 0.0, "n": 0, "z": 1}, 1.0), ValueError,
      r"extra \['z'\]"),
@@ -726,6 +784,27 @@ def test_a_value_that_cannot_travel_back_from_a_worker_is_a_failed_trial():
     result = hpopt.random_search(unpicklable_value, SMALL, n_trials=8, seed=0, n_jobs=2)
     assert len(result.trials) == 8
     assert all((t.status == "failed") == (t.params["n"] == 0) for t in result.trials)
+
+
+class TwoArgumentError(Exception):                    # pickles, but cannot be unpickled:
+    def __init__(self, what, code):                   # its args hold one string, and
+        super().__init__(f"{what} {code}")            # __init__ needs two
+
+
+def raises_two_argument_error(calls, p):              # top level: runs in a worker process
+    with open(calls, "a") as f:                       # one line per call, in any process
+        f.write(json.dumps(p) + "\n")
+    raise TwoArgumentError("bad data", 42)
+
+
+def test_a_parallel_exception_that_cannot_be_unpickled_keeps_its_message_and_runs_once(tmp_path):
+    calls = tmp_path / "calls"
+    objective = functools.partial(raises_two_argument_error, str(calls))
+    with pytest.raises(Exception) as info:            # not in catch: the search stops
+        hpopt.random_search(objective, SMALL, n_trials=4, seed=0, n_jobs=2)
+    assert "bad data 42" in str(info.value)
+    called = calls.read_text().splitlines()
+    assert called and len(called) == len(set(called))  # no trial was run again
 
 
 def test_an_uncaught_parallel_exception_waits_for_the_trials_beside_it_and_keeps_them(tmp_path):
@@ -845,8 +924,12 @@ t.SEARCHES[method](t.slow_branin, t.BRANIN, log=log, n_jobs=jobs, **t.KILL_KW[me
 """
 
 
+def is_slow(p):                                       # most of the box: a search's path
+    return p["y"] >= 7 or p["x"] < 5                  # meets some whatever it learns
+
+
 def slow_branin(p, budget=None):                      # top level: picklable for processes
-    time.sleep(0.05 if p["y"] < 7 else 0.4)           # a few slow trials, killed mid-run
+    time.sleep(0.4 if is_slow(p) else 0.05)           # slow ones are killed mid-run
     return fast_branin(p, budget)
 
 
@@ -874,7 +957,7 @@ def test_a_search_killed_mid_run_resumes_without_losing_or_repeating_a_trial(met
     while time.time() < deadline:                     # a slow one was asked and is running
         if os.path.exists(log) and open(log).read().endswith("\n"):
             done = finished_records(log)
-            if len(done) >= 5 and any(r["params"]["y"] >= 7 and r["number"] not in done
+            if len(done) >= 5 and any(is_slow(r["params"]) and r["number"] not in done
                                       for r in log_records(log) if "status" not in r):
                 break
         time.sleep(0.01)
@@ -1050,6 +1133,122 @@ def test_a_file_without_a_valid_header_is_refused_and_left_as_it_is(content, tmp
     assert log.read_text() == content
 
 
+@pytest.mark.parametrize("seed", [None, 1])
+@pytest.mark.parametrize("content", ["binary junk", "a BOM before a valid header"])
+def test_a_binary_file_or_a_bom_is_refused_as_no_hpopt_log_and_left_as_it_is(content, seed,
+                                                                            tmp_path):
+    log = tmp_path / "s.jsonl"
+    if content == "binary junk":
+        data = b"\xff\xfe\x00junk"                    # not UTF-8
+    else:
+        hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=str(log))
+        data = b"\xef\xbb\xbf" + log.read_bytes()    # the UTF-8 byte order mark
+    log.write_bytes(data)
+    with pytest.raises(ValueError, match="header of an hpopt log") as info:
+        hpopt.random_search(slow_square, SMALL, n_trials=2, seed=seed, log=str(log), resume=True)
+    assert not isinstance(info.value, UnicodeDecodeError)
+    assert log.read_bytes() == data
+
+
+def test_an_empty_log_path_is_refused_before_any_trial_runs():
+    calls = []
+    with pytest.raises(ValueError, match="log"):
+        hpopt.random_search(lambda p: calls.append(p) or 1.0, SMALL, n_trials=2, seed=0, log="")
+    assert calls == []
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayesian"])
+def test_resume_refuses_the_same_space_in_another_order(method, tmp_path):
+    kw = dict(grid=dict(n_points=2), random=dict(n_trials=4, seed=1),
+              bayesian=dict(n_trials=4, seed=1, n_initial=2))[method]
+    log = str(tmp_path / "s.jsonl")
+    SEARCHES[method](slow_square, SMALL, log=log, **kw)
+    before = open(log).read()
+    reordered = {"n": SMALL["n"], "x": SMALL["x"]}    # other points at each trial number
+    with pytest.raises(ValueError, match="records another search") as info:
+        SEARCHES[method](slow_square, reordered, log=log, resume=True, **kw)
+    assert "space" in str(info.value)
+    assert open(log).read() == before
+
+
+@pytest.mark.parametrize("method, kw", [
+    ("grid", dict(n_points=np.int64(2))),
+    ("bayesian", dict(n_trials=4, seed=0, n_initial=np.int64(3))),
+    ("successive_halving", dict(min_budget=np.int64(1), max_budget=np.int64(9), seed=0))],
+    ids=["grid", "bayesian", "successive_halving"])
+def test_numpy_integer_settings_are_logged_as_plain_ints_and_resume(method, kw, tmp_path):
+    search = dict(SEARCHES, successive_halving=hpopt.successive_halving)[method]
+    log = str(tmp_path / "s.jsonl")
+    first = search(fast_branin, BRANIN, log=log, **kw)
+    header = json.loads(open(log).readline())
+    plain = {k: int(v) if isinstance(v, np.integer) else v for k, v in kw.items()}
+    for key in kw:
+        if isinstance(kw[key], np.integer):
+            assert type(header[key]) is int and header[key] == plain[key]
+    for spelling in (kw, plain):                      # either spelling resumes the log
+        resumed = search(fast_branin, BRANIN, log=log, resume=True, **spelling)
+        assert trial_set(resumed) == trial_set(first)
+
+
+@pytest.mark.parametrize("damage", ["a finished trial's number", "an asked trial's number"])
+def test_a_trial_number_far_past_n_trials_is_skipped_with_a_warning(damage, tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(slow_square, SMALL, n_trials=6, seed=0, log=log)
+    lines = open(log).read().splitlines()
+    if damage == "a finished trial's number":
+        i = next(i for i, line in enumerate(lines) if '"status"' in line)
+        lines[i] = json.dumps(dict(json.loads(lines[i]), number=10 ** 9))
+    else:
+        asked = json.loads(lines[1])
+        lines.append(json.dumps({"number": 10 ** 9, "params": asked["params"], "budget": None}))
+    open(log, "w").write("\n".join(lines) + "\n")
+
+    def runaway(trial):                               # a search that would not end
+        runaway.calls += 1
+        if runaway.calls > 50:
+            raise RuntimeError("the resumed search ran 50 trials more than it asked for")
+    runaway.calls = 0
+    with pytest.warns(UserWarning, match="skipped line"):
+        resumed = hpopt.random_search(slow_square, SMALL, n_trials=6, seed=0, log=log,
+                                      resume=True, callback=runaway)
+    assert sorted(t.number for t in resumed.trials) == list(range(6))
+    assert trial_set(resumed) == trial_set(hpopt.random_search(slow_square, SMALL, 6, seed=0))
+
+
+RESUME_SCRIPT = """
+import sys, hpopt
+space = {"x": hpopt.Real(-1, 1), "n": hpopt.Integer(0, 3)}
+hpopt.random_search(lambda p: 0.0, space, n_trials=5, seed=1, log=sys.argv[1], resume=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["this process", "another process"])
+def test_two_searches_cannot_resume_one_log_at_once(where, tmp_path):
+    log = str(tmp_path / "s.jsonl")
+    hpopt.random_search(slow_square, SMALL, n_trials=2, seed=1, log=log)   # a log to resume
+    second = []                                       # how the second search ended
+
+    def objective(p):                                 # the first search is running
+        if not second and where == "this process":
+            try:
+                hpopt.random_search(slow_square, SMALL, n_trials=5, seed=1, log=log,
+                                    resume=True)
+                second.append("it ran")
+            except ValueError as e:
+                second.append(f"ValueError: {e}")
+        elif not second:
+            child = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, log], cwd=HERE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+            second.append(child.stderr.decode() if child.returncode else "it ran")
+        return slow_square(p)
+
+    hpopt.random_search(objective, SMALL, n_trials=5, seed=1, log=log, resume=True)
+    assert "ValueError" in second[0] and "in use" in second[0]
+    finished = [r["number"] for r in log_records(log) if "status" in r]
+    assert sorted(finished) == list(range(5))         # each trial finished once, by one search
+    hpopt.random_search(slow_square, SMALL, n_trials=5, seed=1, log=log, resume=True)  # free again
+
+
 def test_the_log_is_strict_json_with_null_for_a_failed_value(tmp_path):
     log = str(tmp_path / "s.jsonl")
     hpopt.random_search(lambda p: math.nan if p["n"] else 1.0, SMALL, n_trials=6, seed=0, log=log)
@@ -1138,6 +1337,24 @@ def test_a_thread_pool_halving_run_spends_the_same_budget_on_the_same_points():
     with concurrent.futures.ThreadPoolExecutor(3) as executor:
         threads = hpopt.hyperband(learning_curve, SMALL, 1, 9, seed=3, executor=executor)
     assert trial_set(threads) == trial_set(sequential)
+
+
+@pytest.mark.parametrize("method, kw", [
+    ("grid", dict(n_points=3)),
+    ("successive_halving", dict(min_budget=1, max_budget=9, seed=0)),
+    ("hyperband", dict(min_budget=1, max_budget=9, seed=0))], ids=["grid", "halving", "hyperband"])
+def test_n_trials_caps_any_search_at_its_first_trials(method, kw):
+    search = dict(SEARCHES, successive_halving=hpopt.successive_halving)[method]
+    full = search(fast_branin, BRANIN, **kw)
+    capped = search(fast_branin, BRANIN, n_trials=5, **kw)
+    assert len(capped.trials) == 5
+    assert trial_set(capped) == trial_set(full)[:5]   # sorted by number: the first five
+    if method == "grid":
+        n_all = 3 * 3                                 # 3 values of x times 3 of y
+    else:
+        brackets = hpopt.hyperband_brackets(1, 9, 3)[:None if method == "hyperband" else 1]
+        n_all = sum(n for bracket in brackets for n, _ in bracket)
+    assert len(full.trials) == n_all                  # without n_trials: every point
 
 
 @pytest.mark.parametrize("call, error, match", [
