@@ -597,7 +597,8 @@ def sklearn_gpr(d, restarts, seed):
 
 
 def gp_child(impl, ns, restarts, repeats, d=6, seed=0, n_test=10000):
-    """Per n: fit seconds (each repeat), test RMSE, predict seconds, peak memory (MB)."""
+    """Per n: fit seconds (each repeat), test RMSE, log marginal likelihood, predict
+    seconds, peak memory (MB)."""
     import resource
     warnings.filterwarnings("ignore")                 # sklearn: ConvergenceWarning at bounds
     import gp
@@ -619,7 +620,9 @@ def gp_child(impl, ns, restarts, repeats, d=6, seed=0, n_test=10000):
         t0 = time.perf_counter()
         mean, _ = model.predict(Xt, return_std=True)
         predict = time.perf_counter() - t0
-        out[n] = {"fit": fits, "rmse": float(np.sqrt(np.mean((mean - ft) ** 2))),
+        lml = (model.log_marginal_likelihood_value_ if impl == "sklearn"
+               else model.log_marginal_likelihood())
+        out[n] = {"fit": fits, "rmse": float(np.sqrt(np.mean((mean - ft) ** 2))), "lml": float(lml),
                   "predict": predict,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     return out
@@ -633,14 +636,17 @@ def gp_bench(args):
           f"(its std: {hartmann6(np.random.default_rng(1).uniform(size=(10000, 6))).std():.3f}); "
           f"scikit-learn with n_restarts_optimizer={args.restarts}; {versions()}")
     print("| n | gp.GP fit s | scikit-learn fit s | speed-up | gp.GP RMSE | scikit-learn RMSE "
-          "| gp.GP predict s | scikit-learn predict s | gp.GP peak MB |")
-    print("| --- " * 9 + "|")
-    nan = {"fit": [math.nan], "rmse": math.nan, "predict": math.nan, "peak_mb": math.nan}
+          "| gp.GP LML | scikit-learn LML | gp.GP predict s | scikit-learn predict s "
+          "| gp.GP peak MB |")
+    print("| --- " * 11 + "|")
+    nan = {"fit": [math.nan], "rmse": math.nan, "lml": math.nan, "predict": math.nan,
+           "peak_mb": math.nan}
     for n in args.n:
         a, b = (res[i][str(n)] if i in res else nan for i in ("hpopt", "sklearn"))
         print(f"| {n} | {spread(a['fit'])} | {spread(b['fit'])} | "
               f"{statistics.median(b['fit']) / statistics.median(a['fit']):.1f}x | "
-              f"{a['rmse']:.3f} | {b['rmse']:.3f} | {a['predict']:.3g} | {b['predict']:.3g} | "
+              f"{a['rmse']:.3f} | {b['rmse']:.3f} | {a['lml']:.3f} | {b['lml']:.3f} | "
+              f"{a['predict']:.3g} | {b['predict']:.3g} | "
               f"{a['peak_mb']:.0f} |")
 
 
