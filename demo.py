@@ -6,14 +6,16 @@
 
 The story: a seeded data set, an objective (validation error of nn.MLP trained with the
 BLEND hyperparameters: Batch size, Learning rate, Epochs, Number of layers, Dropout), three
-searches with the same number of trials, and Hyperband (successive halving with --quick),
-which spends epochs as its budget (BLEND minus epochs is its space); one line per trial,
-then a table (with the epochs each method trained in all) and a chart of the best
-validation error so far. --plot also draws what the Bayesian search's GP believes and, in a
-second file, a 1-D Bayesian search step by step.
+searches with the same number of trials, and Hyperband (one bracket of it, successive
+halving, with --quick), which spends epochs as its budget (BLEND minus epochs is its
+space); one line per trial, then a table and a chart of the race: the best validation error
+against the epochs each method has trained, so methods compare at equal compute. Last,
+which hyperparameters mattered, as the Bayesian search's GP sees them. --plot draws the
+race, that ranking and the GP, and in a second file a 1-D Bayesian search step by step.
 """
 import argparse
 import functools
+import importlib.util
 import math
 import os
 import sys
@@ -25,14 +27,11 @@ import gp
 import hpopt
 import nn
 
-METHODS = ("grid", "random", "bayesian", "halving")
-HALVING = {False: (5, 135, True), True: (9, 81, False)}   # (min, max epochs, Hyperband?)
-# eta = 3. The full race runs Hyperband: its four brackets spend 2115 epochs, about what
-# random search's 30 trials spend (epochs 10-150), and it starts 69 nets; one bracket of
-# successive halving (27 nets at 5 epochs, ..., 1 at 135) spends 540 and picks on noise
-# at 5 epochs on this data (median best val error over seeds 0-4: 0.695; Hyperband 0.195,
-# random search 0.150; README, "What the demo shows"). --quick: one bracket, 9 nets at
-# 9 epochs, 3 at 27, 1 at 81 (243 epochs).
+METHODS = {"grid": "G", "random": "R", "bayesian": "B", "hyperband": "H", "halving": "S"}
+HALVING = {False: (5, 135), True: (9, 81)}    # epochs (min, max) for hyperband and halving
+# eta = 3. Full race: Hyperband's four brackets train 69 nets for 2115 epochs in all, about
+# what random search's 30 trials spend; its first bracket alone (successive halving: 27 nets
+# at 5 epochs, ..., 1 at 135) ranks 5-epoch nets, on this data noise. --quick: 9 at 9, ..., 1 at 81.
 
 
 # ----------------------------------------------------------------------------- data
@@ -64,8 +63,12 @@ def load_file(path):
                     fail(f"a .npz needs arrays named X and y; it has {sorted(f.files)}")
                 X, y = f["X"], f["y"]
         elif path.endswith(".csv"):
-            table = np.loadtxt(path, delimiter=",", ndmin=2)
-            X, y = table[:, :-1], table[:, -1]
+            table = np.char.strip(np.loadtxt(path, delimiter=",", dtype=str, ndmin=2))
+            X, y = table[:, :-1], table[:, -1]        # (n, d), (n,) text
+            try:
+                y = y.astype(float)                   # numbers: "1.0" and "1" are one class
+            except ValueError:
+                pass                                  # words: each is a class
         else:
             fail("expected a .csv or .npz file")
         X, y = np.asarray(X, dtype=float), np.asarray(y)
@@ -124,27 +127,35 @@ def epochs_of(trial):
 
 
 def grid_space(space, budget):
-    """The largest grid of at most `budget` points: add values to the dimensions in turn
-    (learning rate first) while the product stays within the budget."""
+    """The largest grid of at most `budget` points, as a space of Choices: add a value to
+    each dimension in turn (learning rate first) while it has one more and the product of
+    the counts stays within the budget."""
     order = ["lr", "n_layers", "dropout", "batch_size", "epochs"]
-    counts = dict.fromkeys(order, 1)
-    grown = True
+
+    def values(name, k):                              # k values of `name`, fewer if it has fewer
+        dim = space[name]
+        if isinstance(dim, hpopt.Choice):
+            K = len(dim.options)
+            return [dim.options[i] for i in np.linspace(0, K - 1, min(k, K)).round().astype(int)]
+        return dim.grid(k)
+    counts, grown = dict.fromkeys(order, 1), True
     while grown:
         grown = False
         for name in order:
-            room = len(space[name].options) if isinstance(space[name], hpopt.Choice) else 99
-            if counts[name] < room and math.prod(counts.values()) // counts[name] * (counts[name] + 1) <= budget:
-                counts[name] += 1
-                grown = True
-    def values(name, k):
-        dim = space[name]
-        if isinstance(dim, hpopt.Choice):
-            return [dim.options[i] for i in np.linspace(0, len(dim.options) - 1, k).round().astype(int)]
-        return dim.grid(k) if k > 1 else [dim.from_unit(0.5)]
-    return {name: hpopt.Choice(values(name, counts[name])) for name in space}, counts
+            k = counts[name] + 1
+            if len(values(name, k)) == k and math.prod(counts.values()) // (k - 1) * k <= budget:
+                counts[name], grown = k, True
+    return {name: hpopt.Choice(values(name, counts[name])) for name in space}
 
 
-# ----------------------------------------------------------------------------- output
+# ----------------------------------------------------------------------------- the race
+
+def race(result):
+    """Epochs trained after each trial (n,) and the best validation error so far (n,), in
+    trial-number order: the x and y of one method's curve."""
+    trials = sorted(result.trials, key=lambda t: t.number)
+    return np.cumsum([epochs_of(t) for t in trials]), np.array(result.best_so_far)
+
 
 def trial_line(method, n_trials):
     best = [math.inf]
@@ -156,55 +167,94 @@ def trial_line(method, n_trials):
                          for k, v in trial.params.items())
         shown += f" epochs={trial.budget}" if trial.budget is not None else ""
         value = f"{trial.value:.3f}" if trial.status == "ok" else "failed"
-        print(f"{method:8s} trial {trial.number + 1:2d}/{n_trials}  {shown:62s} "
+        print(f"{method:9s} trial {trial.number + 1:2d}/{n_trials}  {shown:62s} "
               f"val error {value}  best {best[0]:.3f}  {trial.seconds:5.2f}s", flush=True)
     return callback
 
 
-def ascii_chart(curves, height=10):
-    """Best-so-far curves as plain characters: one letter per method, '*' where they meet."""
-    finite = [v for c in curves.values() for v in c if math.isfinite(v)]
+def ascii_chart(curves, width=70, height=10):
+    """The race in plain characters. curves: {method: race(result)}. Column c holds, for
+    each method still training then (its letter in METHODS, '*' where two meet), its best
+    after the trials done by c + 1 columns' worth of epochs."""
+    finite = [v for _, best in curves.values() for v in best if math.isfinite(v)]
     if not finite:
         return "(no successful trial to chart)"
     lo, hi = min(finite), max(finite)
     hi = hi if hi > lo else lo + 1e-9
-    width = max(len(c) for c in curves.values())
+    spent = max(epochs[-1] for epochs, _ in curves.values())
     rows = [[" "] * width for _ in range(height)]
-    for method, curve in curves.items():
-        for k, v in enumerate(curve):
-            if math.isfinite(v):
-                r = round((hi - v) / (hi - lo) * (height - 1))
-                rows[r][k] = method[0].upper() if rows[r][k] in (" ", method[0].upper()) else "*"
-    lines = [f"{hi - r * (hi - lo) / (height - 1):7.3f} |{''.join(row)}" for r, row in enumerate(rows)]
+    for method, (epochs, best) in curves.items():
+        for c in range(width):
+            k = np.searchsorted(epochs, (c + 1) * spent / width, side="right") - 1  # last done
+            if k >= 0 and epochs[-1] > c * spent / width and math.isfinite(best[k]):
+                r = round((hi - best[k]) / (hi - lo) * (height - 1))
+                rows[r][c] = METHODS[method] if rows[r][c] in (" ", METHODS[method]) else "*"
+    lines = [f"{hi - r * (hi - lo) / (height - 1):7.3f} |{''.join(row)}"
+             for r, row in enumerate(rows)]
     lines.append("        +" + "-" * width)
-    lines.append("         1" + str(width).rjust(width - 1) + "  trial")
+    lines.append("         0" + str(spent).rjust(width - 1) + "  epochs trained")
     lines.append("         best validation error so far: "
-                 + ", ".join(f"{m[0].upper()} = {m}" for m in curves) + ", * = tie")
+                 + ", ".join(f"{METHODS[m]} = {m}" for m in curves) + ", * = tie")
     return "\n".join(lines)
 
 
-def belief(searcher, chosen, name):
-    """What the Bayesian search's own GP believed when it chose `chosen` (its last ask, no
-    point pending besides it), along dimension `name` with the others at the best trial.
+# ----------------------------------------------------------------------------- the GP's view
 
-    The GP is searcher.gp as that ask fitted it: inputs gp_inputs(space, U), targets the
-    values (failed -> worst) through hpopt.warp, so every value here is in warped units.
+def fit_gp(space, trials):
+    """A GP fitted as the Bayesian search fits its own: the trials' points in the unit cube
+    (each Choice one-hot: hpopt.gp_inputs), values through hpopt.warp, a failed trial as
+    the worst.   returns: the gp.GP, U (n, q) and the warped values y (n,)"""
+    U = np.array([hpopt.to_unit(space, t.params) for t in trials])     # (n, q)
+    y = np.array([t.value if t.status == "ok" else np.nan for t in trials])  # (n,)
+    y = hpopt.warp(np.where(np.isfinite(y), y, np.nanmax(y)))           # (n,) failed: worst
+    return gp.GP("matern52", log_prior=gp.bo_log_prior).fit(hpopt.gp_inputs(space, U), y), U, y
+
+
+LINE = (np.arange(24) + 0.5) / 24   # (24,) u along a dimension: mid-points, so that each
+                                    # option of a Choice of 2, 3, 4, 6 or 8 gets equal weight
+
+
+def relevance(space, trials):
+    """Which hyperparameters mattered, as a GP fitted to the trials (fit_gp) sees them.
+
+    Move one hyperparameter across its range (LINE in the unit cube) with the others held
+    at a trial's values; the variance of the GP mean along that line, averaged over the
+    trials, is the surrogate's main effect (for an additive function, the numerator of its
+    first-order Sobol index). Its root, in warped units, is the relevance. Why not the ARD
+    length-scales l (GPML section 5.1)? 1/l says how quickly the mean bends, not how far it
+    moves: a steep straight effect gets a long l and would rank below a gentle bump.
+    This is a property of the surrogate near the trials (for a Bayesian search, mostly near
+    its best), not a causal effect: a hyperparameter the search hardly varied, or whose
+    effect another one masks, can look unimportant.   returns: {name: relevance}, highest first
     """
-    space, U, y = searcher.space, np.array(searcher.U), np.array(searcher.values)  # (n, q), (n,)
-    ok = np.isfinite(y)
-    y_seen = hpopt.warp(np.where(ok, y, y[ok].max()))  # (n,) the targets the GP was fitted to
+    model, U, _ = fit_gp(space, trials)                                 # (n, q)
+    scores = {}
+    for j, name in enumerate(space):
+        U_lines = np.repeat(U, len(LINE), axis=0)    # (n * 24, q) each trial 24 times...
+        U_lines[:, j] = np.tile(LINE, len(U))        # ...with dimension j along its range
+        mean = model.predict(hpopt.gp_inputs(space, U_lines)).reshape(len(U), len(LINE))  # (n, 24)
+        scores[name] = float(np.sqrt(mean.var(axis=1).mean()))
+    return dict(sorted(scores.items(), key=lambda item: -item[1]))
+
+
+def belief(space, seen, chosen, name):
+    """What a Bayesian search believed when, having seen the trials `seen`, it chose the
+    point `chosen`: a GP fitted as it fits its own (fit_gp; the search's own fit may stop
+    at a slightly different optimum), along dimension `name` with the others at the best
+    trial seen. Every value here is in warped units."""
+    model, U, y_seen = fit_gp(space, seen)                             # (n, q), (n,)
     j, dim = list(space).index(name), space[name]
-    U_line = np.repeat(U[np.argmin(y_seen)][None, :], 200, axis=0)  # (200, q) at the best...
-    U_line[:, j] = np.linspace(0, 1, 200)                             # ...but `name` varies
-    mean, std = searcher.gp.predict(hpopt.gp_inputs(space, U_line), return_std=True)  # (200,)
+    U_line = np.repeat(U[np.argmin(y_seen)][None, :], 200, axis=0)     # (200, q) at the best...
+    U_line[:, j] = np.linspace(0, 1, 200)                              # ...but `name` varies
+    mean, std = model.predict(hpopt.gp_inputs(space, U_line), return_std=True)  # (200,)
     u_chosen = hpopt.to_unit(space, chosen)                            # (q,)
 
     def native(u):                                    # (m,) u -> (m,) values of `name`
         return np.array([dim.from_unit(float(ui)) for ui in u])
     return {"x": native(U_line[:, j]), "mean": mean, "std": std,
-            "log_ei": gp.log_expected_improvement(mean, std, y_seen.min()),  # best as _fit
+            "log_ei": gp.log_expected_improvement(mean, std, y_seen.min()),
             "x_seen": native(U[:, j]), "y_seen": y_seen, "x_chosen": chosen[name],
-            "y_chosen": searcher.gp.predict(hpopt.gp_inputs(space, u_chosen[None, :]))[0],
+            "y_chosen": model.predict(hpopt.gp_inputs(space, u_chosen[None, :]))[0],
             "log": getattr(dim, "log", False)}
 
 
@@ -215,7 +265,7 @@ def draw_belief(ax_gp, ax_ei, b, title):
                        color="C0", alpha=0.2, label="mean +- 2 std")
     ax_gp.scatter(b["x_seen"], b["y_seen"], color="k", zorder=3, label="trials")
     ax_gp.scatter([b["x_chosen"]], [b["y_chosen"]], marker="*", s=200, color="C3", zorder=4,
-                  label="chosen next (GP mean there)")
+                  label="chosen (GP mean there)")
     ax_ei.plot(b["x"], b["log_ei"], color="C2")
     top = b["log_ei"].max()
     ax_ei.set_ylim(max(b["log_ei"].min(), top - 25) - 1, top + 1)  # not the whole abyss
@@ -234,38 +284,41 @@ def forrester(x):
 
 def step_beliefs(steps=(3, 4, 5, 6), seed=0):
     """A 1-D Bayesian search on forrester: its belief after each of `steps` trials."""
-    searcher = hpopt.BayesianSearch({"x": hpopt.Real(0.0, 1.0)}, seed=seed, n_initial=steps[0])
-    beliefs = {}
-    for k in range(max(steps) + 1):
-        params = searcher.ask()[0]                    # after k trials: fits searcher.gp
-        if k in steps:
-            beliefs[k] = belief(searcher, params, "x")
-        searcher.tell(params, float(forrester(params["x"])))
-    return beliefs
+    space = {"x": hpopt.Real(0.0, 1.0)}
+    trials = hpopt.run(hpopt.BayesianSearch(space, seed=seed, n_initial=steps[0]),
+                       lambda p: float(forrester(p["x"])), max(steps) + 1).trials
+    return {k: belief(space, trials[:k], trials[k].params, "x") for k in steps}
 
 
-def plot(path, results, searcher):
-    """Convergence curves and, after the race, what the Bayesian search believes when it
-    asks one more point; also <path>_steps.png: a 1-D search step by step. Returns the figures."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("--plot needs matplotlib: pip install matplotlib")
-        return None
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(7, 10))
+def plot(path, results, space):
+    """The race against epochs trained and which hyperparameters mattered; below, the
+    Bayesian search's GP along lr as it chose its last trial. Also <path>_steps.png: a 1-D
+    search step by step. Returns the two figures."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplot_mosaic([["race", "mattered"], ["gp", "gp"], ["ei", "ei"]],
+                                 figsize=(11, 10))
     for method, result in results.items():
-        ax1.plot(range(1, len(result.trials) + 1), result.best_so_far, label=method)
-    ax1.set(xlabel="trial", ylabel="best validation error so far")
-    ax1.legend()
-    if searcher is not None and np.isfinite(searcher.values).sum() >= 2:
-        chosen = searcher.ask()[0]                    # trial n + 1: fits the GP to all n
-        draw_belief(ax2, ax3, belief(searcher, chosen, "lr"),
-                    f"Bayesian search after {len(searcher.values)} trials: its GP along lr "
-                    "(others as the best trial)")
-        ax2.legend(fontsize=8)
-        ax3.set(xlabel="learning rate (trials: their lr; the curve: other settings as the best)")
+        ax["race"].step(*race(result), where="post", label=method)
+    ax["race"].set(xlabel="epochs trained (all trials so far)",
+                   ylabel="best validation error so far")
+    ax["race"].legend()
+    trials = results["bayesian"].trials if "bayesian" in results else []
+    trials = sorted(trials, key=lambda t: t.number)   # in the order they were chosen
+    if sum(t.status == "ok" for t in trials[:-1]) >= 2:
+        mattered = relevance(space, trials)
+        ax["mattered"].barh(list(mattered)[::-1], list(mattered.values())[::-1])
+        ax["mattered"].set(title="which mattered to the Bayesian search's GP",
+                           xlabel="std of its mean along each (warped units)")
+        draw_belief(ax["gp"], ax["ei"], belief(space, trials[:-1], trials[-1].params, "lr"),
+                    f"Bayesian search's GP after {len(trials) - 1} trials, along lr (others as "
+                    "the best trial): star = its last trial")
+        ax["gp"].legend(fontsize=8, loc="lower right")
+        ax["ei"].set(xlabel="learning rate")
+    else:                                             # no Bayesian search in this race
+        for name in ("mattered", "gp", "ei"):
+            ax[name].set_axis_off()
     fig.tight_layout()
     fig.savefig(path)
     print(f"wrote {path}")
@@ -278,84 +331,111 @@ def plot(path, results, searcher):
     axes[0, 0].legend(fontsize=8)
     steps.suptitle("1-D Bayesian search on the Forrester function: GP and log EI, step by step")
     steps.tight_layout()
-    steps_path = os.path.splitext(path)[0] + "_steps.png"
-    steps.savefig(steps_path)
-    print(f"wrote {steps_path}")
+    steps.savefig(steps_path(path))
+    print(f"wrote {steps_path(path)}")
     plt.close(fig)
     plt.close(steps)
     return fig, steps
 
 
-# ----------------------------------------------------------------------------- the race
+def steps_path(path):
+    return path[:-len(".png")] + "_steps.png"
+
+
+def can_write(path):
+    """Whether a file can be written at `path`, found by trying (os.access says yes to root
+    everywhere); a file created to try is removed."""
+    existed = os.path.exists(path)
+    try:
+        open(path, "ab").close()
+    except OSError:
+        return False
+    if not existed:
+        os.remove(path)
+    return True
+
+
+# ----------------------------------------------------------------------------- main
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Grid vs random vs Bayesian search on an MLP.")
-    ap.add_argument("--budget", type=int, default=None, help="trials per method (default 30; 12 with --quick)")
+    ap = argparse.ArgumentParser(description="Grid, random, Bayesian search, Hyperband on an MLP.")
+    ap.add_argument("--budget", type=int, help="trials per method (default 30; 12 with --quick)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of grid,random,bayesian,halving")
+    ap.add_argument("--methods", help=f"comma-separated subset of {','.join(METHODS)} (default: "
+                    "the first four; halving, one bracket of hyperband, instead with --quick)")
     ap.add_argument("--quick", action="store_true", help="a small race for a first look")
     ap.add_argument("--jobs", type=int, default=1, help="trials run in parallel (processes)")
     ap.add_argument("--data", default="spirals", help="spirals, digits, or a .csv/.npz path")
     ap.add_argument("--plot", metavar="FILE.png",
-                    help="save curves and the GP pictures to FILE.png and FILE_steps.png (matplotlib)")
+                    help="draw the race and the GP to FILE.png and FILE_steps.png (matplotlib)")
     args = ap.parse_args(argv)
     budget = args.budget if args.budget is not None else (12 if args.quick else 30)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    default = "grid,random,bayesian," + ("halving" if args.quick else "hyperband")
+    methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
     if budget < 1 or args.jobs < 1 or args.seed < 0:
         ap.error(f"need --budget >= 1, --jobs >= 1 and --seed >= 0; got --budget {budget}, "
                  f"--jobs {args.jobs}, --seed {args.seed}")
     if not methods or any(m not in METHODS for m in methods):
         ap.error(f"--methods must be a subset of {','.join(METHODS)}; got {args.methods!r}")
-    if args.plot and not os.access(os.path.dirname(os.path.abspath(args.plot)), os.W_OK):
-        ap.error(f"--plot {args.plot}: cannot write to that folder")
+    if args.plot and not args.plot.endswith(".png"):
+        ap.error(f"--plot {args.plot}: the file name must end in .png")
+    if args.plot and not (can_write(args.plot) and can_write(steps_path(args.plot))):
+        ap.error(f"--plot {args.plot}: cannot write there")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        ap.error("--plot needs matplotlib: pip install matplotlib")
 
     X, y = load_data(args.data, args.seed, args.quick)
     train, val, test = prepare(X, y, args.seed)
     n_classes = int(y.max()) + 1
     print(f"data: {args.data}, {len(train[0])} train / {len(val[0])} validation / "
           f"{len(test[0])} test points, {X.shape[1]} features, {n_classes} classes")
-    objective = functools.partial(validation_error, train=train, val=val, n_classes=n_classes)
+    data = dict(train=train, val=val, n_classes=n_classes)
     space = blend_space(args.quick)
-    options = dict(n_jobs=args.jobs)
-    results, walls, notes, bayes = {}, {}, {}, None
+    results, walls, notes = {}, {}, {}
     for method in methods:
-        t0 = time.perf_counter()
+        t0, objective = time.perf_counter(), functools.partial(validation_error, **data)
         if method == "grid":
-            grid, counts = grid_space(space, budget)
-            notes[method] = "grid " + " x ".join(f"{c} {n}" for n, c in counts.items() if c > 1)
-            searcher, n_trials = hpopt.GridSearch(grid, n_points=1), math.prod(counts.values())
+            grid = grid_space(space, budget)
+            sizes = {name: len(dim.options) for name, dim in grid.items()}
+            notes[method] = "grid " + " x ".join(f"{k} {n}" for n, k in sizes.items() if k > 1)
+            searcher, n_trials = hpopt.GridSearch(grid, n_points=1), math.prod(sizes.values())
         elif method == "random":
             searcher, n_trials = hpopt.RandomSearch(space, seed=args.seed), budget
         elif method == "bayesian":
-            searcher = bayes = hpopt.BayesianSearch(space, seed=args.seed, n_initial=min(5, budget))
+            searcher = hpopt.BayesianSearch(space, seed=args.seed, n_initial=min(5, budget))
             n_trials = budget
         else:                                         # epochs are the budget, not a dimension
-            low, high, hyperband = HALVING[args.quick]
             searcher = hpopt.HalvingSearch({k: d for k, d in space.items() if k != "epochs"},
-                                           low, high, eta=3, seed=args.seed, hyperband=hyperband)
-            n_trials = searcher.size
-        results[method] = hpopt.run(
-            searcher, objective if method != "halving" else functools.partial(
-                validation_error_after, train=train, val=val, n_classes=n_classes),
-            n_trials, method=method, callback=trial_line(method, n_trials), **options)
+                                           *HALVING[args.quick], eta=3, seed=args.seed,
+                                           hyperband=method == "hyperband")
+            n_trials, objective = searcher.size, functools.partial(validation_error_after, **data)
+        results[method] = hpopt.run(searcher, objective, n_trials, method=method,
+                                    callback=trial_line(method, n_trials), n_jobs=args.jobs)
         walls[method] = time.perf_counter() - t0
 
     print(f"\n{'method':9s} {'best val error':>14s} {'test accuracy':>13s} {'trials':>7s} "
           f"{'epochs':>7s} {'wall s':>7s}  note")
     for method, result in results.items():
-        try:
-            best = {**result.best_params, "epochs": epochs_of(result.best_trial)}
-        except ValueError:
+        ok = [t for t in result.trials if t.status == "ok"]
+        if not ok:
             print(f"{method:9s} {'all failed':>14s}")
             continue
+        # hyperband's and halving's params have no epochs: their best is at the most trained
+        best = {"epochs": max(epochs_of(t) for t in ok), **result.best_params}
         model, _ = fit_model(best, train, n_classes)  # retrain the best, score it on test
-        epochs = sum(epochs_of(t) for t in result.trials)
         print(f"{method:9s} {result.best_value:14.3f} {nn.accuracy(model, *test):13.3f} "
-              f"{len(result.trials):7d} {epochs:7d} {walls[method]:7.1f}  {notes.get(method, '')}")
+              f"{len(result.trials):7d} {race(result)[0][-1]:7d} {walls[method]:7.1f}  "
+              f"{notes.get(method, '')}")
     print()
-    print(ascii_chart({m: r.best_so_far for m, r in results.items()}))
+    print(ascii_chart({m: race(r) for m, r in results.items()}))
+    if "bayesian" in results and sum(t.status == "ok" for t in results["bayesian"].trials) >= 2:
+        mattered = relevance(space, results["bayesian"].trials)
+        print("\nwhich hyperparameters mattered to the Bayesian search's GP (how far its mean "
+              "moves along each;\na property of the surrogate near its trials, not a cause):")
+        for name, r in mattered.items():
+            print(f"  {name:10s} {r:5.2f}  " + "#" * round(30 * r / max(mattered.values())))
     if args.plot:
-        plot(args.plot, results, bayes)
+        plot(args.plot, results, space)
     return results
 
 

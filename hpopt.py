@@ -278,9 +278,10 @@ class RandomSearch:
 
     def draw(self):
         rng = np.random.default_rng([self.seed, self.n_drawn])   # draw k from (seed, k)
+        full = len(self.drawn) >= self.size           # every combination drawn: start over
         params = from_unit(self.space, rng.uniform(size=len(self.space)))
-        if self.size < math.inf:                      # Integer/Choice only: no repeats
-            params = self.untried(params, rng)
+        while self.size < math.inf and not full and point_key(self.space, params) in self.drawn:
+            params = from_unit(self.space, rng.uniform(size=len(self.space)))   # no repeats
         self.count(params)
         self.pending.append(point_key(self.space, params))
         return params
@@ -288,21 +289,9 @@ class RandomSearch:
     def count(self, params):
         """One more draw; in a discrete space, a round of draws ends once all were drawn."""
         self.n_drawn += 1
-        if len(self.drawn) >= self.size:
-            self.drawn = set()
-        self.drawn.add(point_key(self.space, params))
-
-    def untried(self, params, rng):
-        """Draw again until the combination is new this round; when crowded, pick among the
-        undrawn."""
-        for _ in range(100):
-            if point_key(self.space, params) not in self.drawn or len(self.drawn) >= self.size:
-                return params
-            params = from_unit(self.space, rng.uniform(size=len(self.space)))
-        grid = GridSearch(self.space, n_points=2 ** 62)   # every value of every dimension
-        free = [i for i in range(grid.size)
-                if point_key(self.space, grid.combination(i)) not in self.drawn]
-        return grid.combination(free[rng.integers(len(free))])
+        if self.size < math.inf:
+            self.drawn = set() if len(self.drawn) >= self.size else self.drawn
+            self.drawn.add(point_key(self.space, params))
 
     def tell(self, params, value):
         _check_tell(self.space, params, value)
@@ -655,20 +644,19 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
     n_trials = searcher.size if n_trials is None else n_trials
     catch = _check_run(objective, searcher.budget, n_trials, catch, callback, executor, n_jobs,
                        log, resume)
-    header = {"hpopt_log": LOG_VERSION, "method": method,
-              "space": _describe(searcher.space), **searcher.config}
-    log_file, finished, unfinished = (_open_log(log, header, searcher.space, resume) if log
+    space, header = searcher.space, {"hpopt_log": LOG_VERSION, "method": method,
+                                     "space": _describe(searcher.space), **searcher.config}
+    log_file, finished, unfinished = (_open_log(log, header, space, resume) if log
                                       else (None, [], []))
-    result, running, stop, ended = Result(finished, method), {}, None, False
     for trial in finished:                            # resume: what the log holds, told
         searcher.tell(trial.params, trial.value)
+    result, running, stop, ended = Result(finished, method), {}, None, False
     rerun = {k for k, _, _ in unfinished}
     number = 1 + max([t.number for t in finished] + list(rerun), default=-1)
     pool = _Pool(executor, n_jobs, log_file)
 
-    def submit(number, params, budget):
-        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = \
-            (number, params, budget)
+    def submit(k, params, budget):
+        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = (k, params, budget)
 
     try:
         while True:
@@ -680,7 +668,7 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 asked = [] if rerun & {k for k, _, _ in running.values()} else searcher.ask()
                 if not asked:                         # a rung waits, or no points are left
                     break
-                _write(log_file, {"number": number, "params": _encode(searcher.space, asked[0]),
+                _write(log_file, {"number": number, "params": _encode(space, asked[0]),
                                   "budget": searcher.budget})
                 submit(number, asked[0], searcher.budget)
                 number += 1
@@ -704,7 +692,8 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 searcher.tell(params, value)
                 result.trials.append(trial)
                 pool.progress = True
-                _write(log_file, _encode_trial(searcher.space, trial))
+                _write(log_file, dict(vars(trial), params=_encode(space, params),
+                                      value=None if error else value))   # strict JSON
                 if verbose:
                     _print_trial(trial, result, n_trials, method)
                 if callback is not None:
@@ -739,13 +728,13 @@ def _evaluate(objective, params, catch, budget=None):
                                "that cannot be pickled, so it is raised as this)") from None
         raise
     try:                                              # numbers, numpy scalars, 0-d arrays
-        number = float(value) if _is_real(value) or np.shape(value) == () and isinstance(
-            value, np.ndarray) else math.nan
-    except OverflowError:                             # an int too large for a float
+        number = float(value) if _is_real(value) or isinstance(value, np.ndarray) \
+            and value.shape == () else math.nan
+    except (OverflowError, TypeError, ValueError):    # an int too large for a float, say
         number = math.nan
     error = None if math.isfinite(number) else \
         f"objective returned {reprlib.repr(value)}, which is not a number, or not finite"
-    return (number if error is None else math.nan), error, time.perf_counter() - t0
+    return (math.nan if error else number), error, time.perf_counter() - t0
 
 
 class _Pool:
@@ -778,14 +767,11 @@ class _Pool:
 
     def restart(self, future):
         """After a worker died: True if the trial of `future` may run again (on a new pool)."""
-        if future not in self.live:                   # from a pool already replaced
-            return True
-        if not self.own or not self.progress:
-            return False
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.executor = ProcessPoolExecutor(self.workers, **self.init)
-        self.live, self.progress = set(), False
-        return True
+        if future in self.live and self.own and self.progress:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = ProcessPoolExecutor(self.workers, **self.init)
+            self.live, self.progress = set(), False
+        return future not in self.live                # its pool was replaced, now or before
 
     def shutdown(self, wait):
         if self.own:
@@ -809,27 +795,16 @@ def _print_trial(trial, result, n_trials, method):
 # the trial starts or the next is asked. A Choice value is logged as its option's index.
 # The search holds a lock on the file while it runs (flock; not on Windows).
 
-LOG_VERSION = 2
+LOG_VERSION = 3
 
 
 def _describe(space):
-    """The space as JSON: bounds, and each Choice option by type and repr (no addresses)."""
-    def option(o):
-        name = getattr(o, "__qualname__", None) if callable(o) else None
-        text = f"{o.__module__}.{name}" if name else re.sub(r" at 0x[0-9A-Fa-f]+", "", repr(o))
-        return f"{type(o).__name__}: {text}"
-
-    return {name: {"Choice": [option(o) for o in d.options]} if isinstance(d, Choice)
-            else {type(d).__name__: [d.low, d.high], "log": d.log} for name, d in space.items()}
+    """The space as text, in order, without the memory addresses in reprs of functions."""
+    return re.sub(r" at 0x[0-9A-Fa-f]+", "", repr(list(space.items())))
 
 
 def _encode(space, params):
     return {n: d.index(params[n]) if isinstance(d, Choice) else params[n] for n, d in space.items()}
-
-
-def _encode_trial(space, trial):
-    return dict(vars(trial), params=_encode(space, trial.params),
-                value=None if math.isnan(trial.value) else trial.value)   # strict JSON
 
 
 def _write(log_file, record):
@@ -843,8 +818,7 @@ def _open_log(path, header, space, resume):
     """Create the log (exclusively: one search a file) with its header on disk, or with
     resume, lock and read it. Returns the file, the finished trials in the order they
     finished, and (number, params, budget) of each trial asked but never finished."""
-    json.dumps(header)                                # before the file: an unwritable header
-    new = not (resume and os.path.exists(path))       # leaves none behind
+    new = not (resume and os.path.exists(path))
     try:
         log_file = open(path, "xb" if new else "r+b")
     except FileExistsError:
@@ -885,7 +859,7 @@ def _open_log(path, header, space, resume):
 
 
 def _check_header(path, line, header):
-    """The log's first line must be this search's header (its keys in order, too)."""
+    """The log's first line must be this search's header."""
     try:
         logged = json.loads(line)
         version = logged.get("hpopt_log")
@@ -895,7 +869,7 @@ def _check_header(path, line, header):
         raise ValueError(f"log {path} does not start with the header of an hpopt log "
                          f"(version {LOG_VERSION}); it was left as it is")
     for key in list(header) + [k for k in logged if k not in header]:
-        if json.dumps(logged.get(key)) != json.dumps(header.get(key)):   # order counts
+        if logged.get(key) != header.get(key):
             raise ValueError(f"log {path} records another search: its {key} is "
                              f"{logged.get(key)!r}, this one's is {header.get(key)!r}")
 
@@ -926,7 +900,7 @@ def _check_int(name, value, minimum=1):
 
 def _check_bounds(dim):
     """Real: finite numbers low < high; Integer: ints |v| <= 2^53 (beyond, a float cannot
-    hold every integer), low <= high; log: low > 0."""
+    hold every integer), low <= high; log: low > 0. Stores them as float/int and bool."""
     kind, real = type(dim).__name__, isinstance(dim, Real)
     ok = (all(_is_real(v) and math.isfinite(v) if real else _is_int(v) and abs(v) <= 2 ** 53
               for v in (dim.low, dim.high))
@@ -938,9 +912,9 @@ def _check_bounds(dim):
     if not isinstance(dim.log, (bool, np.bool_)) or dim.log and not dim.low > 0:
         raise ValueError(f"{kind} needs log=True or False, and log=True needs low "
                          f"{'> 0' if real else '>= 1'}; got low={dim.low!r}, log={dim.log!r}")
-    for name, cast in [("low", float if real else int), ("high", float if real else int),
-                       ("log", bool)]:
-        object.__setattr__(dim, name, cast(getattr(dim, name)))
+    cast = float if real else int
+    for name, value in [("low", cast(dim.low)), ("high", cast(dim.high)), ("log", bool(dim.log))]:
+        object.__setattr__(dim, name, value)
 
 
 def _check_options(options):
@@ -1005,12 +979,13 @@ def _check_budgets(min_budget, max_budget, eta):
 
 def _check_run(objective, budget, n_trials, catch, callback, executor, n_jobs, log, resume):
     """run()'s arguments, checked before any work starts (no log or pool is made)."""
-    takes = "(params)" if budget is None else "(params, budget)"
-    try:                                              # halving calls objective(params, budget)
-        inspect.signature(objective).bind(*([{}] if budget is None else [{}, 1]))
+    args = ({},) if budget is None else ({}, budget)  # halving: objective(params, budget)
+    try:
+        inspect.signature(objective).bind(*args)
     except TypeError:
-        raise TypeError(f"objective must be callable as objective{takes} for this search; got "
-                        f"{objective!r}") from None
+        raise TypeError(f"objective must be callable as objective"
+                        f"{'(params)' if budget is None else '(params, budget)'} for this "
+                        f"search; got {objective!r}") from None
     except ValueError:                                # no signature to read (a builtin)
         pass
     _check_int("n_trials", n_trials), _check_int("n_jobs", n_jobs)

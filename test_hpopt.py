@@ -1647,6 +1647,79 @@ def test_the_quick_demo_prints_a_line_per_trial_a_table_and_a_chart(capsys):
              if line.split()[:1] in (["grid"], ["halving"]) and "trial" not in line}
     assert int(table["halving"][4]) == 9 * 9 + 3 * 27 + 81     # the epochs column
     assert int(table["grid"][4]) == sum(t.params["epochs"] for t in results["grid"].trials)
+    spent = max(sum(demo.epochs_of(t) for t in r.trials) for r in results.values())
+    assert re.search(rf"^ +0 +{spent}  epochs trained$", out, re.M)   # the chart's x axis
+
+
+def test_the_full_demo_runs_hyperband_and_names_it_so(capsys):
+    import demo
+    results = demo.main(["--budget", "1"])
+    out = capsys.readouterr().out
+    assert list(results) == ["grid", "random", "bayesian", "hyperband"]
+    budgets = [t.budget for t in results["hyperband"].trials]   # four brackets, eta = 3
+    assert len(budgets) == 69 and sum(budgets) == 2115
+    assert len(re.findall(r"^hyperband trial", out, re.M)) == 69 and "halving" not in out
+
+
+def test_the_chart_draws_each_race_against_the_epochs_it_spent():
+    import demo
+    chart = demo.ascii_chart({"grid": ([10, 20], [0.5, 0.2]), "random": ([40], [0.3])},
+                             width=4, height=4).splitlines()
+    assert chart[:4] == ["  0.500 |G   ",                 # one column per 10 epochs:
+                         "  0.400 |    ",                 # grid stops when its 20 are spent,
+                         "  0.300 |   R",                 # random's one trial ends at 40
+                         "  0.200 | G  "]
+    assert chart[5] == "         0 40  epochs trained"
+
+
+def test_the_grid_never_counts_more_values_than_a_dimension_has():
+    import demo
+    space = demo.blend_space(quick=False)
+    grid = demo.grid_space(space, 2000)
+    sizes = {name: len(dim.options) for name, dim in grid.items()}
+    assert sizes["n_layers"] == 4 and sizes["batch_size"] == 4   # all there are
+    assert math.prod(sizes.values()) <= 2000
+    assert len(hpopt.run(hpopt.GridSearch(grid, n_points=1), lambda p: 0.0, 10 ** 4).trials) \
+        == math.prod(sizes.values())
+    for name in ("lr", "dropout", "epochs"):             # as large as the budget allows
+        assert math.prod(sizes.values()) // sizes[name] * (sizes[name] + 1) > 2000
+
+
+def sobol_first_order(f, sample, n, rng):
+    """Monte-Carlo first-order Sobol indices Var(E[f | x_i]) / Var(f): the mean of
+    f(B) (f(AB_i) - f(A)) over A, B independent samples and AB_i = A with column i from B
+    (Saltelli et al. 2010, Variance based sensitivity analysis of model output, Table 2)."""
+    A, B = sample(n, rng), sample(n, rng)
+    fA, fB = f(A), f(B)
+    variance = np.var(np.concatenate([fA, fB]))
+    return {i: np.mean(fB * (f({**A, i: B[i]}) - fA)) / variance for i in A}
+
+
+def test_relevance_ranks_hyperparameters_as_their_sobol_indices_and_an_ignored_one_last():
+    import demo
+    space = {"x1": hpopt.Real(0.0, 1.0), "x2": hpopt.Real(-1.0, 1.0),
+             "c": hpopt.Choice(["a", "b", "c"]), "x3": hpopt.Real(0.0, 2.0),
+             "ignored": hpopt.Real(0.0, 1.0)}
+    effect = {"a": 0.0, "b": 0.5, "c": -0.5}
+
+    def f(x):                                         # additive, columns of arrays
+        return 4 * x["x1"] + np.sin(2 * x["x2"]) + np.vectorize(effect.get)(x["c"]) \
+            + 0.4 * x["x3"] + 0 * x["ignored"]
+
+    def sample(n, rng):
+        return {"x1": rng.uniform(0, 1, n), "x2": rng.uniform(-1, 1, n),
+                "c": rng.choice(["a", "b", "c"], n), "x3": rng.uniform(0, 2, n),
+                "ignored": rng.uniform(0, 1, n)}
+    sobol = sobol_first_order(f, sample, 200_000, np.random.default_rng(0))
+    truth = sorted(sobol, key=sobol.get, reverse=True)
+    assert truth == ["x1", "x2", "c", "x3", "ignored"]   # the estimate sees the design
+    for seed in range(3):
+        trials = hpopt.run(hpopt.RandomSearch(space, seed=seed),
+                           lambda p: float(f({k: np.array([v]) for k, v in p.items()})[0]),
+                           40).trials
+        ranked = demo.relevance(space, trials)
+        assert list(ranked) == truth, (seed, ranked, sobol)
+        assert 0 < ranked["ignored"] < 0.2 * ranked["x3"]   # next to nothing, not a tie
 
 
 def test_the_demo_plot_writes_two_pngs(tmp_path, capsys):
@@ -1665,29 +1738,38 @@ def artist(ax, label):
     return found[0]
 
 
-def test_the_demo_plot_shows_the_searchs_own_gp_its_trials_and_its_next_point(tmp_path):
+def test_the_demo_plot_shows_the_race_what_mattered_and_the_gp_of_the_last_choice(tmp_path):
     pytest.importorskip("matplotlib")
     import demo
     space = demo.blend_space(quick=True)
 
     def objective(p):                                 # cheap: best near lr = 0.03
         return (np.log10(p["lr"]) + 1.5) ** 2 + 0.1 * p["n_layers"] + p["dropout"]
-    searcher = hpopt.BayesianSearch(space, seed=0, n_initial=5)
-    result = hpopt.run(searcher, objective, 10)
-    expected = copy.deepcopy(searcher).ask()[0]       # asks are seeded by (seed, number)
-    fig, _ = demo.plot(str(tmp_path / "race.png"), {"bayesian": result}, searcher)
-    ax_gp, ax_ei = fig.axes[1], fig.axes[2]
-    lr = np.array([t.params["lr"] for t in result.trials])
-    warped = hpopt.warp(np.array([t.value for t in result.trials]))  # told in trial order
-    dots = artist(ax_gp, "trials").get_offsets()
-    assert np.allclose(dots, np.column_stack([lr, warped]))
-    star = artist(ax_gp, "chosen next (GP mean there)").get_offsets()[0]
-    assert star[0] == expected["lr"]
-    X = hpopt.gp_inputs(space, hpopt.to_unit(space, expected)[None, :])
-    assert np.isclose(star[1], searcher.gp.predict(X)[0])   # the search's own GP
+    result = hpopt.run(hpopt.BayesianSearch(space, seed=0, n_initial=5), objective, 10)
+    random = hpopt.run(hpopt.RandomSearch(space, seed=0), objective, 6)
+    results = {"random": random, "bayesian": result}
+    fig, _ = demo.plot(str(tmp_path / "race.png"), results, space)
+    ax_race, ax_mattered, ax_gp, ax_ei = fig.axes
+    for method, r in results.items():                 # best so far against epochs spent
+        x, y = artist(ax_race, method).get_data()
+        assert np.array_equal(x, np.cumsum([t.params["epochs"] for t in r.trials]))
+        assert np.array_equal(y, r.best_so_far)
+    mattered = demo.relevance(space, result.trials)
+    assert [t.get_text() for t in ax_mattered.get_yticklabels()] == list(mattered)[::-1]
+    assert np.allclose([p.get_width() for p in ax_mattered.patches], list(mattered.values())[::-1])
+    seen, last = result.trials[:-1], result.trials[-1]   # the GP as the last trial was chosen
+    lr = np.array([t.params["lr"] for t in seen])
+    warped = hpopt.warp(np.array([t.value for t in seen]))
+    assert np.allclose(artist(ax_gp, "trials").get_offsets(), np.column_stack([lr, warped]))
+    star = artist(ax_gp, "chosen (GP mean there)").get_offsets()[0]
+    model = gp.GP("matern52", log_prior=gp.bo_log_prior).fit(
+        hpopt.gp_inputs(space, np.array([hpopt.to_unit(space, t.params) for t in seen])), warped)
+    X = hpopt.gp_inputs(space, hpopt.to_unit(space, last.params)[None, :])
+    assert star[0] == last.params["lr"] and np.isclose(star[1], model.predict(X)[0])
     x, mean = artist(ax_gp, "GP mean").get_data()
     assert np.ptp(mean) > 0.5                         # not a flat line
-    assert abs(np.log10(x[np.argmin(mean)]) + 1.5) < 0.5  # it has seen where lr is good
+    best_seen = min(seen, key=lambda t: t.value).params["lr"]   # it has seen where lr is
+    assert abs(np.log10(x[np.argmin(mean)] / best_seen)) < 0.5   # good (its best trial's)
     log_ei = ax_ei.lines[0].get_ydata()
     assert np.all(np.isfinite(log_ei)) and np.ptp(log_ei) > 1
 
@@ -1716,15 +1798,20 @@ def test_the_demo_reads_csv_and_npz_and_names_a_bad_file(tmp_path, capsys):
     for name in ("d.csv", "d.npz"):
         Xr, yr = demo.load_file(str(tmp_path / name))
         assert np.allclose(Xr, X) and np.array_equal(yr, y)
-    (tmp_path / "bad.csv").write_text("1,2,x\n")
+    (tmp_path / "bad.csv").write_text("1,x,0\n" * 20)     # a word among the inputs
     np.savez(tmp_path / "bad.npz", A=X)
     np.savez(tmp_path / "text.npz", X=np.array([["a", "b"]] * 20), y=np.arange(20) % 2)
     np.savez(tmp_path / "one.npz", X=X, y=np.zeros(len(X)))
     np.savez(tmp_path / "names.npz", X=X, y=np.where(y == 1, "cat", "dog"))
     assert np.array_equal(demo.load_file(str(tmp_path / "names.npz"))[1], 1 - y)
+    (tmp_path / "names.csv").write_text("".join(
+        f"{a},{b}, {'cat' if c == 1 else 'dog'}\n" for (a, b), c in zip(X, y)))
+    Xr, yr = demo.load_file(str(tmp_path / "names.csv"))
+    assert np.allclose(Xr, X) and np.array_equal(yr, 1 - y)
+    (tmp_path / "halves.csv").write_text("1,2,0.5\n" * 20)
     for name, problem in [("bad.csv", "numbers"), ("bad.npz", "named X and y"),
                           ("missing.csv", "no such file"), ("text.npz", "numbers"),
-                          ("one.npz", "at least 2 classes")]:
+                          ("one.npz", "at least 2 classes"), ("halves.csv", "whole numbers")]:
         with pytest.raises(SystemExit, match=problem) as info:
             demo.load_file(str(tmp_path / name))
         assert name in str(info.value)
@@ -1733,13 +1820,20 @@ def test_the_demo_reads_csv_and_npz_and_names_a_bad_file(tmp_path, capsys):
 @pytest.mark.parametrize("args, problem", [
     (["--budget", "0"], "--budget 0"), (["--seed", "-1"], "--seed -1"),
     (["--methods", "grid,annealing"], "--methods"),
-    (["--plot", "/no/such/folder/race.png"], "cannot write")])
-def test_the_demo_refuses_bad_options_before_the_race(args, problem, capsys):
+    (["--plot", "/no/such/folder/race.png"], "cannot write"),
+    (["--plot", "{tmp}/a_file/race.png"], "cannot write"),
+    (["--plot", "{tmp}/dir.png"], "cannot write"),
+    (["--plot", "{tmp}/race.txt"], "must end in .png"),
+    (["--plot", "{tmp}/noext"], "must end in .png")])
+def test_the_demo_refuses_bad_options_before_the_race(args, problem, tmp_path, capsys):
     import demo
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "dir.png").mkdir()
     with pytest.raises(SystemExit):
-        demo.main(["--quick"] + args)
+        demo.main(["--quick"] + [a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr()
     assert problem in err.err and "trial" not in err.out
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "dir.png"]   # the check wrote nothing
 
 
 def test_readme_python_snippets_run_as_written(tmp_path, monkeypatch):
