@@ -3,15 +3,18 @@
 The model the searches tune; its hyperparameters are BLEND: Batch size, Learning rate,
 Epochs, Number of layers, Dropout rate.
 
-The forward pass, softmax cross-entropy, backpropagation and the SGD update are plain
-NumPy functions: the code to read. Each elementwise step has a Numba twin right after it,
-a short loop that fuses the step with its neighbours (bias, activation, dropout; the
-gradient and its column sums) and writes into arrays made once per epoch. The matrix
-products stay numpy's (`np.matmul(A, W, out=H)`, which is `A @ W` written into H), each
-called in a Python loop over mini-batches that mirrors the reference loop. Without numba
-the NumPy functions run; with device="gpu" they run on CuPy arrays. The first training
-run of a process compiles the twins (about 2 s; README.md has the figures) and Numba
-caches them in __pycache__ for later processes.
+Read down to the banner `# ---- engineering` for the whole algorithm in plain NumPy: data,
+the MLP, forward, loss, backward, the update, the training loop. With device="gpu" those
+functions run on CuPy arrays. Below the banner is the fast CPU path used when numba is
+installed: the same steps as short compiled loops (each names the reference function it
+computes) around numpy's matrix products. The first run of a process compiles them (about
+a second) and Numba caches them in __pycache__ for later processes.
+
+Limits: in float32 the compiled path, the same loops run by Python (NUMBA_DISABLE_JIT=1)
+and the NumPy reference round and sum in different orders; SGD amplifies those last-bit
+differences, so after many epochs the weights differ visibly and a validation accuracy can
+differ in its second digit (README.md has the figures). In float64 the paths agree to
+about 1e-10: pass dtype=np.float64 for numbers that do not depend on the install.
 
 References:
   D. E. Rumelhart, G. E. Hinton & R. J. Williams, "Learning representations by
@@ -32,15 +35,6 @@ import math
 import numpy as np
 
 try:
-    import numba
-    njit = numba.njit(cache=True)       # compiled once, then loaded from __pycache__
-except ImportError:
-    numba = None
-
-    def njit(f):                        # the NumPy functions run instead (USE_NUMBA False)
-        return f
-
-try:
     import cupy
 except ImportError:
     cupy = None
@@ -52,7 +46,7 @@ except ImportError:
 # All parameters live in one flat buffer theta (P,); W[l] (h_in, h_out) and b[l] are views.
 # Backward: G_l = dL/dZ_l (b, h_l); dW[l], db[l] are the gradients, shaped like W[l], b[l].
 
-ACTIVATIONS = {"relu": 0, "tanh": 1}    # the Numba twins take the number
+ACTIVATIONS = {"relu": 0, "tanh": 1}    # the compiled twins below the banner take the number
 
 # ----------------------------------------------------------------------------- data
 
@@ -144,84 +138,13 @@ def accuracy(model, X, y):
     return float(np.mean(model.predict(X) == np.asarray(y)))
 
 
-def _gpu_available():
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:                                 # no driver or no device
-        return False
-
 # ----------------------------------------------------------------------------- forward
-# Each step: the NumPy reference, then its Numba twin: the same arithmetic as a loop over
-# [i, j], fused with the step next to it and writing into an array it is given (no new
-# arrays per batch). Scalars that enter float32 arithmetic (lr, momentum, the dropout
-# scale) come in the arrays' dtype: a Python float would turn those loops into float64
-# ones. The loss sums stay float64 on purpose.
 
 
 def hidden_forward(Z, b, activation):
     """H = f(Z + b), f = relu (max(z, 0)) or tanh.  Z: (b, h)  b: (h,)  returns: (b, h)"""
     Z = Z + b
     return np.maximum(Z, 0) if activation == "relu" else np.tanh(Z)
-
-
-@njit
-def hidden_forward_nb(H, b, activation, rows, key, p, scale, M, A):
-    """Twin of hidden_forward and of forward's dropout line, in place: H (b, h) holds
-    Z = A W on entry and H = f(Z + b) on exit (activation 0: relu, 1: tanh). If p > 0,
-    also M = dropout_mask(key, rows, h, p) (scale = 1 / (1 - p)) and A = H * M; without
-    dropout A is H and M stays all ones."""
-    batch, h = H.shape
-    for i in range(batch):
-        counter = np.uint64(key) + np.uint64(rows[i]) * np.uint64(h)  # as in dropout_mask
-        for j in range(h):
-            z = H[i, j] + b[j]
-            H[i, j] = (0.0 if z < 0 else z) if activation == 0 else np.tanh(z)  # NaN stays
-            if p > 0:
-                M[i, j] = scale if _uniform_nb(counter + np.uint64(j)) >= p else 0.0
-                A[i, j] = H[i, j] * M[i, j]
-
-
-def softmax(logits):
-    """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z). logits: (b, c)"""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def softmax_cross_entropy(logits, y):
-    """Mean loss and its gradient: loss = mean_i(logsumexp(z_i) - z_{i, y_i}),
-    dloss/dz = (softmax(z) - onehot(y)) / b. Log-sum-exp after subtracting the row max,
-    so logits of +-1e4 do not overflow.  logits: (b, c)  y: (b,)  returns: float, (b, c)"""
-    rows = np.arange(len(y)) if isinstance(y, np.ndarray) else cupy.arange(len(y))
-    z = logits - logits.max(axis=1, keepdims=True)                  # (b, c)
-    log_sum = np.log(np.exp(z).sum(axis=1))                         # (b,)
-    loss = (log_sum - z[rows, y]).mean()
-    G = np.exp(z - log_sum[:, None])                                # (b, c) softmax
-    G[rows, y] -= 1
-    return float(loss), G / len(y)
-
-
-@njit
-def softmax_cross_entropy_nb(Z, b, y, G, db):
-    """Twin of softmax_cross_entropy(Z + b, y): the logits' bias added on the fly; writes
-    dL/dlogits into G (b, c) and its column sums into db (c,) (backward's db of the last
-    layer); returns the loss.  Z: (b, c) = A W of the last layer  y: (b,)"""
-    batch, c = Z.shape
-    loss = 0.0
-    for k in range(c):
-        db[k] = 0
-    for i in range(batch):
-        top = Z[i, 0] + b[0]                                        # max_k z_ik
-        for k in range(1, c):
-            top = max(top, Z[i, k] + b[k])
-        total = 0.0
-        for k in range(c):
-            G[i, k] = math.exp(Z[i, k] + b[k] - top)                # exp(z - max z)
-            total += G[i, k]
-        loss += math.log(total) + top - (Z[i, y[i]] + b[y[i]])      # logsumexp(z) - z_y
-        for k in range(c):
-            G[i, k] = (G[i, k] / total - (k == y[i])) / batch       # (softmax - onehot) / b
-            db[k] += G[i, k]
-    return loss / batch
 
 
 def forward(W, b, X, activation, masks=None):
@@ -235,84 +158,6 @@ def forward(W, b, X, activation, masks=None):
         H.append(hidden_forward(A[-1] @ W[l], b[l], activation))   # (b, h_l)
         A.append(H[-1] if masks is None else H[-1] * masks[l])      # (b, h_l)
     return A, H, A[-1] @ W[-1] + b[-1]                              # (b, c)
-
-
-def forward_nb(W, b, A, H, M, Z, rows, keys, activation, p, scale):
-    """Twin of forward into the arrays of _work_arrays: A[0] holds the batch of X; fills
-    H, M and A[1:], and Z (b, c) = A_{L-1} W_L, the logits without their bias (which
-    softmax_cross_entropy_nb adds). Plain Python, not compiled: products by numpy's
-    matmul (BLAS), the rest by the twin."""
-    for l in range(len(W) - 1):
-        np.matmul(A[l], W[l], out=H[l])                             # (b, h_l) Z_l = A W
-        hidden_forward_nb(H[l], b[l], activation, rows, keys[l], p, scale, M[l], A[l + 1])
-    np.matmul(A[-1], W[-1], out=Z)                                  # (b, c), + b[-1] later
-
-# ----------------------------------------------------------------------------- backward
-
-
-def hidden_backward(G, H, mask, activation):
-    """dL/dZ_l from dL/dA_l: through the mask, then f'(Z) read off H = f(Z):
-    relu'(z) = [z > 0] = [H > 0],  tanh'(z) = 1 - tanh(z)^2 = 1 - H^2.  G, H: (b, h)"""
-    if mask is not None:
-        G = G * mask
-    return G * (H > 0) if activation == "relu" else G * (1 - H * H)
-
-
-@njit
-def hidden_backward_nb(G, H, M, activation, db):
-    """Twin of hidden_backward, in place on G (b, h), M the mask (all ones without
-    dropout); also db (h,) = G.sum(axis=0) of the result, backward's next line."""
-    batch, h = G.shape
-    one = np.float32(1)                     # an int 1 would turn float32 into float64
-    for j in range(h):
-        db[j] = 0
-    for i in range(batch):
-        for j in range(h):
-            g = G[i, j] * M[i, j]
-            G[i, j] = g * (H[i, j] > 0) if activation == 0 else g * (one - H[i, j] * H[i, j])
-            db[j] += G[i, j]
-
-
-def backward(W, A, H, masks, G, activation):
-    """Backpropagation (Rumelhart et al. 1986) from G = dL/dlogits (b, c):
-    dW_l = A_{l-1}^T G_l,  db_l = sum over rows of G_l,
-    G_{l-1} = hidden_backward(G_l W_l^T).   returns: dW, db (lists like W, b)"""
-    dW, db = [None] * len(W), [None] * len(W)
-    for l in reversed(range(len(W))):
-        dW[l] = A[l].T @ G                                          # (h_in, h_out)
-        db[l] = G.sum(axis=0)                                       # (h_out,)
-        if l:
-            G = hidden_backward(G @ W[l].T, H[l - 1], None if masks is None else masks[l - 1],
-                                activation)                         # (b, h_in)
-    return dW, db
-
-
-def backward_nb(W, A, H, M, G, dW, db, activation):
-    """Twin of backward into given arrays: G[l] is dL/dZ of layer l (b, h_l), G[-1] filled
-    by softmax_cross_entropy_nb (with db[-1]); fills dW, the other db and G."""
-    for l in reversed(range(len(W))):
-        np.matmul(A[l].T, G[l], out=dW[l])                          # (h_in, h_out)
-        if l:
-            np.matmul(G[l], W[l].T, out=G[l - 1])                   # (b, h_in) dL/dA
-            hidden_backward_nb(G[l - 1], H[l - 1], M[l - 1], activation, db[l - 1])  # and db
-
-# ----------------------------------------------------------------------------- update
-
-
-def sgd_momentum(theta, velocity, grad, lr, momentum, weight_decay, decay):
-    """v <- mu v - lr (g + lambda * decay * theta);  theta <- theta + v   (Polyak 1964).
-    decay (P,) is 1 on weights, 0 on biases (L2 weight decay on W only). In place."""
-    velocity *= momentum
-    velocity -= lr * (grad + weight_decay * decay * theta)
-    theta += velocity
-
-
-@njit
-def sgd_momentum_nb(theta, velocity, grad, lr, momentum, weight_decay, decay):
-    """Twin of sgd_momentum: one pass over the parameters (P,)."""
-    for i in range(theta.shape[0]):
-        velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
-        theta[i] += velocity[i]
 
 # ----------------------------------------------------------------------------- dropout masks
 # Counter-based random numbers: unit j of sample `row` in a layer gets
@@ -344,17 +189,65 @@ def dropout_mask(key, rows, h, p, dtype, xp=np):
     u = (splitmix64(counter) >> _U64(11)) * (1.0 / 2 ** 53)         # (b, h) uniform [0, 1)
     return ((u >= p) / (1 - p)).astype(dtype)
 
+# ----------------------------------------------------------------------------- loss
 
-@njit
-def _uniform_nb(z):
-    """Twin of the uniform draw in dropout_mask for one uint64 counter."""
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)) * (1.0 / 2 ** 53)
 
-# ----------------------------------------------------------------------------- one epoch
+def softmax(logits):
+    """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z). logits: (b, c)"""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_cross_entropy(logits, y):
+    """Mean loss and its gradient: loss = mean_i(logsumexp(z_i) - z_{i, y_i}),
+    dloss/dz = (softmax(z) - onehot(y)) / b. Log-sum-exp after subtracting the row max,
+    so logits of +-1e4 do not overflow.  logits: (b, c)  y: (b,)  returns: float, (b, c)"""
+    rows = np.arange(len(y)) if isinstance(y, np.ndarray) else cupy.arange(len(y))
+    z = logits - logits.max(axis=1, keepdims=True)                  # (b, c)
+    log_sum = np.log(np.exp(z).sum(axis=1))                         # (b,)
+    loss = (log_sum - z[rows, y]).mean()
+    G = np.exp(z - log_sum[:, None])                                # (b, c) softmax
+    G[rows, y] -= 1
+    return float(loss), G / len(y)
+
+# ----------------------------------------------------------------------------- backward
+
+
+def hidden_backward(G, H, mask, activation):
+    """dL/dZ_l from dL/dA_l: through the mask, then f'(Z) read off H = f(Z):
+    relu'(z) = [z > 0] = [H > 0],  tanh'(z) = 1 - tanh(z)^2 = 1 - H^2.  G, H: (b, h)"""
+    if mask is not None:
+        G = G * mask
+    return G * (H > 0) if activation == "relu" else G * (1 - H * H)
+
+
+def backward(W, A, H, masks, G, activation):
+    """Backpropagation (Rumelhart et al. 1986) from G = dL/dlogits (b, c):
+    dW_l = A_{l-1}^T G_l,  db_l = sum over rows of G_l,
+    G_{l-1} = hidden_backward(G_l W_l^T).   returns: dW, db (lists like W, b)"""
+    dW, db = [None] * len(W), [None] * len(W)
+    for l in reversed(range(len(W))):
+        dW[l] = A[l].T @ G                                          # (h_in, h_out)
+        db[l] = G.sum(axis=0)                                       # (h_out,)
+        if l:
+            G = hidden_backward(G @ W[l].T, H[l - 1], None if masks is None else masks[l - 1],
+                                activation)                         # (b, h_in)
+    return dW, db
+
+# ----------------------------------------------------------------------------- update
+
+
+def sgd_momentum(theta, velocity, grad, lr, momentum, weight_decay, decay):
+    """v <- mu v - lr (g + lambda * decay * theta);  theta <- theta + v   (Polyak 1964).
+    decay (P,) is 1 on weights, 0 on biases (L2 weight decay on W only). In place."""
+    velocity *= momentum
+    velocity -= lr * (grad + weight_decay * decay * theta)
+    theta += velocity
+
+# ----------------------------------------------------------------------------- training loop
+
+DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
+#                 keeps an exploding loss finite (1e4 and more), so NaN/inf alone miss it
 
 
 def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
@@ -379,64 +272,6 @@ def _epoch_numpy(model, X, y, perm, batch_size, lr, momentum, weight_decay, velo
         sgd_momentum(model.theta, velocity, grad, lr, momentum, weight_decay, decay)
         total += loss * len(rows)
     return total / len(perm)
-
-
-def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
-              decay, keys, max_loss):
-    """The same epoch with the twins (CPU, numba): the same steps on arrays made once.
-
-    Step by step, the reference line (left) and where the twins do it (right):
-      A[l] @ W[l]                   np.matmul(A[l], W[l], out=H[l])          forward_nb
-      hidden_forward, * masks[l]    hidden_forward_nb (draws the mask too)   forward_nb
-      A[-1] @ W[-1] + b[-1]         np.matmul(..., out=Z); + b[-1] in softmax_cross_entropy_nb
-      softmax_cross_entropy         softmax_cross_entropy_nb (with db[-1])
-      dW[l] = A[l].T @ G            np.matmul(A[l].T, G[l], out=dW[l])       backward_nb
-      db[l] = G.sum(axis=0)         in the twin that made G: softmax_cross_entropy_nb (last
-                                    layer) or hidden_backward_nb (the others)
-      G @ W[l].T, hidden_backward   np.matmul(..., out=G[l - 1]), hidden_backward_nb
-      sgd_momentum                  sgd_momentum_nb
-    """
-    real, activation, p = model.dtype.type, ACTIVATIONS[model.activation], float(model.dropout)
-    lr, momentum, weight_decay = real(lr), real(momentum), real(weight_decay)  # float32 stays
-    scale = real(1 / (1 - p))                                       # dropout's 1 / (1 - p)
-    total, grad = 0.0, np.zeros_like(model.theta)                   # (P,) gradient buffer
-    dW, db = layer_views(grad, model.sizes)
-    work = {b: _work_arrays(model.sizes, b, p, model.dtype)         # the full batch size and
-            for b in {batch_size, len(perm) % batch_size or batch_size}}  # the last one's
-    for start in range(0, len(perm), batch_size):
-        rows = perm[start:start + batch_size]                        # (b,)
-        A, H, M, Z, G, yb = work[len(rows)]
-        np.take(X, rows, axis=0, out=A[0], mode="clip")             # (b, n_in) X[rows];
-        # mode="clip" skips the index check (rows come from perm), which also lets take
-        # write into A[0] without a temporary
-        np.take(y, rows, out=yb, mode="clip")                       # (b,) y[rows]
-        forward_nb(model.W, model.b, A, H, M, Z, rows, keys, activation, p, scale)
-        loss = softmax_cross_entropy_nb(Z, model.b[-1], yb, G[-1], db[-1])
-        if not loss <= max_loss:
-            return loss
-        backward_nb(model.W, A, H, M, G, dW, db, activation)
-        sgd_momentum_nb(model.theta, velocity, grad, lr, momentum, weight_decay, decay)
-        total += loss * len(rows)
-    return total / len(perm)
-
-
-def _work_arrays(sizes, batch, p, dtype):
-    """What forward_nb and backward_nb fill, for batches of `batch` rows: A [(b, n_in),
-    (b, h_1), ...], H and M [(b, h_l)] per hidden layer (without dropout A_l is H_l and M_l
-    is ones), Z (b, c), G [(b, h_1), ..., (b, c)], and the batch's labels (b,)."""
-    H = [np.empty((batch, h), dtype) for h in sizes[1:-1]]                # (b, h_l) each
-    A = [np.empty((batch, sizes[0]), dtype)] + ([np.empty_like(x) for x in H] if p > 0 else H)
-    M = [(np.empty_like if p > 0 else np.ones_like)(x) for x in H]        # (b, h_l) each
-    G = [np.empty((batch, h), dtype) for h in sizes[1:]]                  # (b, h_l), (b, c)
-    Z, y = np.empty((batch, sizes[-1]), dtype), np.empty(batch, np.int64)  # (b, c), (b,)
-    return A, H, M, Z, G, y
-
-
-DIVERGED = 100  # a batch loss above 100 x log(c) counts as diverged: the stable log-sum-exp
-#                 keeps an exploding loss finite (1e4 and more), so NaN/inf alone miss it
-USE_NUMBA = numba is not None   # the twins; set False to run the NumPy reference
-
-# ----------------------------------------------------------------------------- training
 
 
 def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, seed=0,
@@ -477,6 +312,7 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     batch = int(min(batch_size, n))
     history = {"loss": [], "val_loss": [], "val_accuracy": [], "diverged": False}
     max_loss = DIVERGED * math.log(max(model.sizes[-1], 2))        # see DIVERGED
+    # on CPU with numba, _epoch_nb (below the banner) runs the same epoch, compiled
     epoch_of = _epoch_nb if USE_NUMBA and xp is np else _epoch_numpy
     with np.errstate(all="ignore"):                                 # divergence is reported
         for epoch in range(model.epochs_trained, model.epochs_trained + int(epochs)):
@@ -496,6 +332,10 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
                 history["val_loss"].append(float(-np.mean(np.log(np.maximum(true_p, 1e-300)))))
                 history["val_accuracy"].append(float(np.mean(P.argmax(axis=1) == y_val_np)))
     return history
+
+# ---- engineering: safe to skip on a first read ----
+# What a working library needs and a learner does not: input validation, then the compiled
+# CPU path that train uses when numba is installed.
 
 
 def _real(x):
@@ -525,3 +365,178 @@ def _check_data(model, X, y, x_name, y_name):
     if len(X) == 0:
         raise ValueError(f"{x_name} has no rows")
     return X, y.astype(np.int64)
+
+
+def _gpu_available():
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:                                 # no driver or no device
+        return False
+
+
+# ----------------------------------------------------------------------------- compiled path
+# Each twin below computes one reference function above (its docstring names it) as a loop
+# over [i, j], fused with the step next to it and writing into an array it is given (no new
+# arrays per batch). The update's lr, momentum and weight decay come in an array of the
+# parameters' dtype: a Python float would turn float32 loops into float64 ones, and numba
+# unboxes a numpy scalar argument more slowly than an array. The loss sums stay float64 on
+# purpose. With NUMBA_DISABLE_JIT=1 the twins run as the Python loops they are, so a
+# debugger can step into them.
+
+try:
+    import numba
+    njit = numba.njit(cache=True)       # compiled once, then loaded from __pycache__
+except ImportError:
+    numba = None
+
+    def njit(f):                        # the twins stay plain Python and unused:
+        return f                        # train runs _epoch_numpy
+
+USE_NUMBA = numba is not None   # the compiled path; set False to run the NumPy reference
+
+
+@njit
+def _uniform_nb(z):
+    """Twin of the uniform draw in dropout_mask for one uint64 counter."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (1.0 / 2 ** 53)
+
+
+@njit
+def hidden_forward_nb(H, b, activation, rows, key, p, scale, M, A):
+    """Twin of hidden_forward and of forward's dropout line, in place: H (b, h) holds
+    Z = A W on entry and H = f(Z + b) on exit (activation 0: relu, 1: tanh). If p > 0,
+    also M = dropout_mask(key, rows, h, p) (scale = 1 / (1 - p)) and A = H * M; without
+    dropout A is H and M stays all ones."""
+    batch, h = H.shape
+    for i in range(batch):
+        counter = np.uint64(key) + np.uint64(rows[i]) * np.uint64(h)  # as in dropout_mask
+        for j in range(h):
+            z = H[i, j] + b[j]
+            H[i, j] = (0.0 if z < 0 else z) if activation == 0 else np.tanh(z)  # NaN stays
+            if p > 0:
+                M[i, j] = scale if _uniform_nb(counter + np.uint64(j)) >= p else 0.0
+                A[i, j] = H[i, j] * M[i, j]
+
+
+@njit
+def softmax_cross_entropy_nb(Z, b, y, G, db):
+    """Twin of softmax_cross_entropy(Z + b, y): the logits' bias added on the fly; writes
+    dL/dlogits into G (b, c) and its column sums into db (c,) (backward's db of the last
+    layer); returns the loss.  Z: (b, c) = A W of the last layer  y: (b,)"""
+    batch, c = Z.shape
+    loss = 0.0
+    for k in range(c):
+        db[k] = 0
+    for i in range(batch):
+        top = Z[i, 0] + b[0]                                        # max_k z_ik
+        for k in range(1, c):
+            top = max(top, Z[i, k] + b[k])
+        total = 0.0
+        for k in range(c):
+            G[i, k] = math.exp(Z[i, k] + b[k] - top)                # exp(z - max z)
+            total += G[i, k]
+        loss += math.log(total) + top - (Z[i, y[i]] + b[y[i]])      # logsumexp(z) - z_y
+        for k in range(c):
+            G[i, k] = (G[i, k] / total - (k == y[i])) / batch       # (softmax - onehot) / b
+            db[k] += G[i, k]
+    return loss / batch
+
+
+@njit
+def hidden_backward_nb(G, H, M, activation, db):
+    """Twin of hidden_backward, in place on G (b, h), M the mask (all ones without
+    dropout); also db (h,) = G.sum(axis=0) of the result, backward's next line."""
+    batch, h = G.shape
+    one = np.float32(1)                     # an int 1 would turn float32 into float64
+    for j in range(h):
+        db[j] = 0
+    for i in range(batch):
+        for j in range(h):
+            g = G[i, j] * M[i, j]
+            G[i, j] = g * (H[i, j] > 0) if activation == 0 else g * (one - H[i, j] * H[i, j])
+            db[j] += G[i, j]
+
+
+@njit
+def sgd_momentum_nb(theta, velocity, grad, hyper, decay):
+    """Twin of sgd_momentum: one pass over the parameters (P,); hyper (3,) holds lr,
+    momentum and weight_decay in theta's dtype."""
+    lr, momentum, weight_decay = hyper[0], hyper[1], hyper[2]
+    for i in range(theta.shape[0]):
+        velocity[i] = momentum * velocity[i] - lr * (grad[i] + weight_decay * decay[i] * theta[i])
+        theta[i] += velocity[i]
+
+
+def forward_nb(W, b, A, H, M, Z, rows, keys, activation, p, scale):
+    """Twin of forward into the arrays of _work_arrays: A[0] is the batch of X; fills H, M
+    and A[1:], and Z (b, c) = A_{L-1} W_L, the logits without their bias (which
+    softmax_cross_entropy_nb adds). Plain Python: products by np.dot (BLAS; it costs less
+    per call than matmul), the rest by the twin."""
+    for l in range(len(W) - 1):
+        np.dot(A[l], W[l], out=H[l])                                # (b, h_l) Z_l = A W
+        hidden_forward_nb(H[l], b[l], activation, rows, keys[l], p, scale, M[l], A[l + 1])
+    np.dot(A[-1], W[-1], out=Z)                                     # (b, c), + b[-1] later
+
+
+def backward_nb(W, A, H, M, G, dW, db, activation):
+    """Twin of backward into given arrays: G[l] is dL/dZ of layer l (b, h_l), G[-1] filled
+    by softmax_cross_entropy_nb (with db[-1]); fills dW, the other db and G."""
+    for l in reversed(range(len(W))):
+        np.dot(A[l].T, G[l], out=dW[l])                             # (h_in, h_out)
+        if l:
+            np.dot(G[l], W[l].T, out=G[l - 1])                      # (b, h_in) dL/dA
+            hidden_backward_nb(G[l - 1], H[l - 1], M[l - 1], activation, db[l - 1])  # and db
+
+
+def _epoch_nb(model, X, y, perm, batch_size, lr, momentum, weight_decay, velocity,
+              decay, keys, max_loss):
+    """Twin of _epoch_numpy (CPU, numba): the same steps on arrays made once per epoch.
+
+    Step by step, the reference line (left) and where the twins do it (right):
+      X[rows], y[rows]              gathered for the whole epoch at once: Xp, yp
+      A[l] @ W[l]                   np.dot(A[l], W[l], out=H[l])             forward_nb
+      hidden_forward, * masks[l]    hidden_forward_nb (draws the mask too)   forward_nb
+      A[-1] @ W[-1] + b[-1]         np.dot(..., out=Z); + b[-1] in softmax_cross_entropy_nb
+      softmax_cross_entropy         softmax_cross_entropy_nb (with db[-1])
+      dW[l] = A[l].T @ G            np.dot(A[l].T, G[l], out=dW[l])          backward_nb
+      db[l] = G.sum(axis=0)         in the twin that made G: softmax_cross_entropy_nb (last
+                                    layer) or hidden_backward_nb (the others)
+      G @ W[l].T, hidden_backward   np.dot(..., out=G[l - 1]), hidden_backward_nb
+      sgd_momentum                  sgd_momentum_nb
+    """
+    activation, p = ACTIVATIONS[model.activation], float(model.dropout)
+    hyper = np.array([lr, momentum, weight_decay], model.dtype)     # (3,) float32 stays
+    keys = [int(key) for key in keys]                               # ints unbox faster
+    total, grad = 0.0, np.zeros_like(model.theta)                   # (P,) gradient buffer
+    dW, db = layer_views(grad, model.sizes)
+    Xp, yp = X[perm], y[perm]                                       # (n, n_in), (n,) in order
+    work = {b: _work_arrays(model.sizes, b, p, model.dtype)         # the full batch size and
+            for b in {batch_size, len(perm) % batch_size or batch_size}}  # the last one's
+    for start in range(0, len(perm), batch_size):
+        rows = perm[start:start + batch_size]                        # (b,)
+        A, H, M, Z, G = work[len(rows)]
+        A[0] = Xp[start:start + batch_size]                          # (b, n_in) a view
+        forward_nb(model.W, model.b, A, H, M, Z, rows, keys, activation, p, 1 / (1 - p))
+        loss = softmax_cross_entropy_nb(Z, model.b[-1], yp[start:start + batch_size], G[-1],
+                                        db[-1])
+        if not loss <= max_loss:
+            return loss
+        backward_nb(model.W, A, H, M, G, dW, db, activation)
+        sgd_momentum_nb(model.theta, velocity, grad, hyper, decay)
+        total += loss * len(rows)
+    return total / len(perm)
+
+
+def _work_arrays(sizes, batch, p, dtype):
+    """What forward_nb and backward_nb fill, for batches of `batch` rows: A [X's batch (set
+    per batch), (b, h_1), ...], H and M [(b, h_l)] per hidden layer (without dropout A_l is
+    H_l and M_l is ones), Z (b, c), G [(b, h_1), ..., (b, c)]."""
+    H = [np.empty((batch, h), dtype) for h in sizes[1:-1]]                # (b, h_l) each
+    A = [None] + ([np.empty_like(x) for x in H] if p > 0 else H)
+    M = [(np.empty_like if p > 0 else np.ones_like)(x) for x in H]        # (b, h_l) each
+    G = [np.empty((batch, h), dtype) for h in sizes[1:]]                  # (b, h_l), (b, c)
+    return A, H, M, np.empty((batch, sizes[-1]), dtype), G                # Z (b, c)

@@ -1457,7 +1457,7 @@ def test_sgd_momentum_twin_equals_the_reference(P, seed, dtype):
     decay = rng.integers(0, 2, P).astype(dtype)                  # 1 on weights, 0 on biases
     t_ref, v_ref = theta.copy(), velocity.copy()
     nn.sgd_momentum(t_ref, v_ref, grad, 0.1, 0.9, 0.01, decay)
-    nn.sgd_momentum_nb(theta, velocity, grad, dtype(0.1), dtype(0.9), dtype(0.01), decay)
+    nn.sgd_momentum_nb(theta, velocity, grad, np.array([0.1, 0.9, 0.01], dtype), decay)
     assert np.allclose(theta, t_ref, rtol=TWIN_DTYPES[dtype], atol=1e-6)
     assert np.allclose(velocity, v_ref, rtol=TWIN_DTYPES[dtype], atol=1e-6)
 
@@ -1475,8 +1475,8 @@ def test_forward_and_backward_twins_equal_the_references(sizes, b, seed, activat
     A_ref, H_ref, logits = nn.forward(model.W, model.b, X, activation, masks)
     loss_ref, G_ref = nn.softmax_cross_entropy(logits, y)
     dW_ref, db_ref = nn.backward(model.W, A_ref, H_ref, masks, G_ref, activation)
-    A, H, M, Z, G, _ = nn._work_arrays(sizes, b, p, np.float64)
-    A[0][...] = X
+    A, H, M, Z, G = nn._work_arrays(sizes, b, p, np.float64)
+    A[0] = X
     nn.forward_nb(model.W, model.b, A, H, M, Z, rows, keys, nn.ACTIVATIONS[activation], p,
                   1 / (1 - p))
     dW, db = nn.layer_views(np.full_like(model.theta, 7), sizes)
