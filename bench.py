@@ -7,7 +7,7 @@
     python bench.py bo-step [--n 20 50 100 200] [--cycles 5] [--rounds 3]
     python bench.py gp [--n 50 100 200 500] [--restarts 5] [--repeats 3] [--impls hpopt]
     python bench.py mlp [--frameworks numpy nn torch] [--rounds 3]
-    python bench.py shapes [--epochs 7] | first [--repeats 3]
+    python bench.py shapes [--epochs 7] | first [--repeats 3] | paths [--epochs 150]
     python bench.py halving [--seeds 20] | parallel [--trials 16] [--jobs 2] | lines | inverse
 
 The project needs only requirements.txt. The peers it is compared with are imported only by
@@ -31,6 +31,7 @@ busy-wait and slow each other down inside one), in alternating order, --rounds t
 ratio is computed per round, and the table gives its median and [min, max] over rounds.
 shapes: nn.train against the plain NumPy MLP below, one epoch of each in turn in one
 process. first: the first nn.train of a fresh process, empty and warm Numba cache.
+paths: nn.train compiled and as the NumPy reference, float32 and float64: how far apart.
 halving: successive halving and Hyperband against random search given the same epochs.
 parallel: a random search of CPU-bound trials, sequential and with n_jobs workers.
 lines: the teaching core's lines of code (above each file's engineering banner).
@@ -828,6 +829,29 @@ def first(args):
                 print(f"| {state} | {float(out[0]):.2f} | {float(out[1]):.2f} |", flush=True)
 
 
+def paths(args):
+    """nn.train's two paths (the compiled twins, and the NumPy reference with
+    nn.USE_NUMBA = False) on the same net, data and seed, in float32 and float64."""
+    import nn
+    X, y = nn.make_spirals(200, 5, noise=0.3, seed=0)
+    (X_tr, y_tr), (X_va, y_va), _ = nn.train_val_test_split(X, y, seed=0)
+    print(f"2-48-48-5, dropout 0.1, batch 32, lr 0.05, {args.epochs} epochs on 5-arm spirals")
+    print("| dtype | val. accuracy, compiled | val. accuracy, NumPy | largest weight difference |"
+          "\n| --- | --- | --- | --- |")
+    for dtype in (np.float32, np.float64):
+        models = []
+        for use_numba in (True, False):
+            nn.USE_NUMBA = use_numba
+            model = nn.MLP([2, 48, 48, 5], dropout=0.1, seed=0, dtype=dtype)
+            nn.train(model, X_tr.astype(dtype), y_tr, epochs=args.epochs, batch_size=32,
+                     lr=0.05, seed=0)
+            models.append(model)
+        nn.USE_NUMBA = True
+        acc = [nn.accuracy(m, X_va.astype(dtype), y_va) for m in models]
+        diff = float(np.max(np.abs(models[0].theta - models[1].theta)))
+        print(f"| {np.dtype(dtype).name} | {acc[0]:.3f} | {acc[1]:.3f} | {diff:.2g} |")
+
+
 # ============================================================================ halving
 
 HALVING_SPACE = {"lr": hpopt.Real(1e-3, 1.0, log=True), "width": hpopt.Integer(1, 8),
@@ -1044,6 +1068,9 @@ def main():
     s = sub.add_parser("first")
     s.add_argument("--repeats", type=int, default=3)
     s.set_defaults(func=first)
+    s = sub.add_parser("paths")
+    s.add_argument("--epochs", type=int, default=150)
+    s.set_defaults(func=paths)
     s = sub.add_parser("halving")
     s.add_argument("--seeds", type=int, default=20)
     s.set_defaults(func=halving)
