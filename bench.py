@@ -1,4 +1,4 @@
-"""bench.py - every figure in BENCHMARKS.md, from this repository alone.
+r"""bench.py - every figure in BENCHMARKS.md, from this repository alone.
 
     python bench.py machine                 # date, commit, CPU, cores, BLAS, versions
     python bench.py regret [--half tuning|held-out] [--fn NAME ...] [--methods M,...]
