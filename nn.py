@@ -13,7 +13,7 @@ a second) and Numba caches them in __pycache__ for later processes.
 Limits: in float32 the compiled path, the same loops run by Python (NUMBA_DISABLE_JIT=1)
 and the NumPy reference round and sum in different orders; SGD amplifies those last-bit
 differences, so after many epochs the weights differ visibly and a validation accuracy can
-differ in its second digit (README.md has the figures). In float64 the paths agree to
+differ in its second digit (`python bench.py paths` measures it). In float64 the paths agree to
 about 1e-10: pass dtype=np.float64 for numbers that do not depend on the install.
 
 References:
