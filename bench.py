@@ -8,6 +8,7 @@ r"""bench.py - every figure in BENCHMARKS.md, from this repository alone.
     python bench.py gp [--n 50 100 200 500] [--restarts 5] [--repeats 3] [--impls hpopt]
     python bench.py mlp [--frameworks numpy nn torch] [--rounds 3]
     python bench.py shapes [--epochs 7] | first [--repeats 3] | paths [--epochs 150]
+    python bench.py tiny [FOLDER ...] [--rounds 3]     # demo-size nets, against other checkouts
     python bench.py halving [--seeds 20] | parallel [--trials 16] [--jobs 2] | lines | inverse
 
 The project needs only requirements.txt. The peers it is compared with are imported only by
@@ -40,7 +41,7 @@ inverse: gp.inverse_lower's block size (gp.INVERSE_BLOCK) against numpy's solve(
 import os
 import sys
 
-if sys.argv[1:2] == ["parallel"]:
+if sys.argv[1:2] in (["parallel"], ["tiny"]):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"                          # before numpy loads; workers inherit it
@@ -852,6 +853,45 @@ def paths(args):
         print(f"| {np.dtype(dtype).name} | {acc[0]:.3f} | {acc[1]:.3f} | {diff:.2g} |")
 
 
+TINY = """
+import statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np, nn
+X, y = nn.make_spirals(200, 5, noise=0.3, seed=0)
+X = X.astype(np.float32)
+for sizes in ([2, 48, 48, 5], [2, 64, 64, 64, 5]):
+    for batch in (16, 64):
+        times = []
+        for _ in range(4):                             # the first compiles
+            model = nn.MLP(sizes, dropout=0.1, seed=0)
+            t0 = time.perf_counter()
+            nn.train(model, X, y, epochs=30, batch_size=batch, lr=0.05)
+            times.append(time.perf_counter() - t0)
+        print("-".join(map(str, sizes)), batch, statistics.median(times[1:]))
+"""
+
+
+def tiny(args):
+    """nn.train on the demo's kind of net (30 epochs of 1000 spiral points, dropout 0.1, one
+    BLAS thread), this folder's nn.py and each FOLDER's (a git worktree of another commit),
+    each in a fresh process, the folders alternating, --rounds times; median ms."""
+    folders = [HERE] + [os.path.abspath(f) for f in args.folders]
+    runs = {f: [] for f in folders}
+    for _ in range(args.rounds):
+        for f in folders:
+            out = subprocess.run([sys.executable, "-c", TINY, f], check=True, text=True,
+                                 capture_output=True).stdout.split("\n")
+            runs[f].append({tuple(line.split()[:2]): float(line.split()[2]) for line in out if line})
+    names = ["this nn.py"] + args.folders
+    print("| net | batch | " + " | ".join(f"{n} ms" for n in names) + " | "
+          + " | ".join(f"{n} / this" for n in args.folders) + " |")
+    print("| --- " * (2 + 2 * len(args.folders) + 1) + "|")
+    for key in runs[HERE][0]:
+        ms = [1e3 * statistics.median(r[key] for r in runs[f]) for f in folders]
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{m:.1f}" for m in ms) + " | "
+              + " | ".join(f"{m / ms[0]:.2f}" for m in ms[1:]) + " |", flush=True)
+
+
 # ============================================================================ halving
 
 HALVING_SPACE = {"lr": hpopt.Real(1e-3, 1.0, log=True), "width": hpopt.Integer(1, 8),
@@ -1071,6 +1111,10 @@ def main():
     s = sub.add_parser("paths")
     s.add_argument("--epochs", type=int, default=150)
     s.set_defaults(func=paths)
+    s = sub.add_parser("tiny")
+    s.add_argument("folders", nargs="*", help="other checkouts of the project to compare")
+    s.add_argument("--rounds", type=int, default=3)
+    s.set_defaults(func=tiny)
     s = sub.add_parser("halving")
     s.add_argument("--seeds", type=int, default=20)
     s.set_defaults(func=halving)
