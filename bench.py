@@ -474,7 +474,7 @@ ABLATION = [                                          # (row, constants of hpopt
     ("500 uniform candidates (N_CANDIDATES)", {"N_CANDIDATES": 500}),
     ("n_initial = q + 1 (default 2q + 1)", {"n_initial": "q+1"}),
     ("polish 5 parents (POLISH_PARENTS)", {"POLISH_PARENTS": 5}),
-    ("10 children a step (POLISH_CHILDREN)", {"POLISH_CHILDREN": 10}),
+    ("20 children a step (POLISH_CHILDREN)", {"POLISH_CHILDREN": 20}),
     ("no warp (WARP_LAMBDAS = (1.0,))", {"WARP_LAMBDAS": np.array([1.0])}),
     ("max. likelihood (LOG_PRIOR = None)", {"LOG_PRIOR": None}),
 ]

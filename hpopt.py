@@ -308,7 +308,7 @@ N_CANDIDATES = 250              # uniform candidates scored by log EI at each as
 N_LOCAL, LOCAL_SCALE = 250, 0.05   # and N_LOCAL at Gaussian steps of this size (in u) from
                                 # the best trial: the search refines what it has found
 POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best point moves by shrinking steps
-POLISH_PARENTS, POLISH_CHILDREN = 1, 20   # the points polished, and the children of each
+POLISH_PARENTS, POLISH_CHILDREN = 1, 10   # the points polished, and the children of each
 WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas that warp() chooses from
 LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior (None: ML)
 
