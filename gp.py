@@ -26,6 +26,16 @@ import warnings
 
 import numpy as np
 
+# A GP in words. A Gaussian process is a distribution over functions f: any finite set of
+# values f(x_1..x_n) is jointly Gaussian, with mean 0 and covariance k(x_i, x_j), the kernel.
+# The kernel says how alike f is at two points: their covariance is near the variance when
+# they are close on the scale of the length-scales, near 0 when far apart. y = f(X) + noise;
+# conditioning the Gaussian on y gives, at new points, a Gaussian with the mean and variance
+# of GPML eqs. 2.25-2.26 (predict). The length-scales, variance and noise are fitted by
+# maximising how probable y is under them, the marginal likelihood (eq. 2.30), over their
+# logs (they stay positive, and steps are relative). All of it needs K^-1, done through its
+# Cholesky factor L: cheaper and more accurate than an inverse.
+
 # n: observed points  m: query points  d: input dims  p = d + 2: hyperparameters
 # X (n, d): observed inputs.  y (n,): observed targets.
 # theta (p,) = log([lengthscale_1 .. lengthscale_d, variance, noise]): what the optimiser moves.

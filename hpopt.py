@@ -81,7 +81,8 @@ class Real:
         _check_bounds(self)
 
     def ends(self):                                   # the [a, b] that u = 0..1 spans
-        widen = 0.0 if isinstance(self, Real) else 0.5     # an Integer's cells
+        widen = 0.0 if isinstance(self, Real) else 0.5     # Integer borrows this method:
+        # its ends widen by 0.5, so that each integer owns a cell of equal width in u
         a, b = self.low - widen, self.high + widen
         return (math.log(a), math.log(b)) if self.log else (a, b)
 
@@ -509,6 +510,9 @@ class HalvingSearch:
     (failed ones last, ties by their place in the rung) make the next rung. A bracket's
     first rung takes new points, RandomSearch's seeded draws. ask() returns [] while the
     rung waits for its last values; tell() takes a point of the rung, asked or not yet.
+    In short, for each rung (n, r) of each bracket:
+        points = n new draws if the rung starts a bracket, else the best n of the last rung
+        values = [objective(p, r) for p in points]
     """
 
     def __init__(self, space, min_budget, max_budget, eta=3, seed=None, hyperband=False):
