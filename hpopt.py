@@ -320,8 +320,8 @@ class BayesianSearch:
     The first n_initial points (default 2q + 1) form a Latin hypercube (McKay et al. 1979);
     after that each ask fits gp.GP to the trials so far and asks the candidate of highest
     log expected improvement that has not been tried. Ask k draws its random numbers from
-    (seed, k), and each fit starts afresh, so the same seed and the same results, told in
-    the same order, give the same points.
+    (seed, k), and the GP's fits depend on the told trials and their order alone (fit_gp),
+    so the same seed and the same results, told in the same order, give the same points.
     """
 
     def __init__(self, space, seed=None, n_initial=None):
