@@ -8,7 +8,9 @@ the MLP, forward, loss, backward, the update, the training loop. With device="gp
 functions run on CuPy arrays. Below the banner is the fast CPU path used when numba is
 installed: the same steps as short compiled loops (each names the reference function it
 computes) around numpy's matrix products. The first run of a process compiles them (about
-a second) and Numba caches them in __pycache__ for later processes.
+a second) and Numba caches them in __pycache__ for later processes. To run exactly the
+NumPy code above the banner, set nn.USE_NUMBA = False (NUMBA_DISABLE_JIT=1 instead runs the
+compiled functions as plain Python).
 
 Limits: in float32 the compiled path, the same loops run by Python (NUMBA_DISABLE_JIT=1)
 and the NumPy reference round and sum in different orders; SGD amplifies those last-bit
@@ -54,7 +56,7 @@ ACTIVATIONS = {"relu": 0, "tanh": 1}    # the compiled twins below the banner ta
 def make_spirals(n_per_class=200, n_classes=3, noise=0.2, seed=0):
     """Interleaved spiral arms, one per class (after the CS231n toy data set), seeded.
 
-    Point i of arm k: radius r in [0.05, 1], angle 2 pi k / n_classes + 3 pi r + noise.
+    Point i of arm k: radius r in [0.05, 1], angle 2 pi k / n_classes + 3 pi r + noise * N(0, 1).
     returns: X (n, 2) float64, y (n,) int64 with n = n_per_class * n_classes
     """
     rng = np.random.default_rng(seed)
@@ -286,7 +288,8 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
     loss is NaN, inf, or above DIVERGED x log(c) (DIVERGED times the loss of a uniform
     guess); nothing raises.
     X: (n, n_in)  y: (n,) ints in [0, c)
-    returns: {"loss": [per epoch], "val_loss": [...], "val_accuracy": [...], "diverged": bool}
+    returns: {"loss": [per epoch; after a divergence, the last is that batch's], "val_loss":
+    [...], "val_accuracy": [...], "diverged": bool}
     """
     X, y = _check_data(model, X, y, "X", "y")
     for name, value, ok, allowed in [
@@ -329,13 +332,15 @@ def train(model, X, y, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, s
             if X_val is not None:
                 P = model.predict_proba(X_val_checked)
                 true_p = P[np.arange(len(y_val_np)), y_val_np]
-                history["val_loss"].append(float(-np.mean(np.log(np.maximum(true_p, 1e-300)))))
+                floor = np.finfo(P.dtype).tiny        # 1e-300 would round to 0 in float32
+                history["val_loss"].append(float(-np.mean(np.log(np.maximum(true_p, floor)))))
                 history["val_accuracy"].append(float(np.mean(P.argmax(axis=1) == y_val_np)))
     return history
 
 # ---- engineering: safe to skip on a first read ----
-# What a working library needs and a learner does not: input validation, then the compiled
-# CPU path that train uses when numba is installed.
+# What a working library needs and a learner does not: the helpers of input validation
+# (MLP and train check their arguments above), then the compiled CPU path that train uses
+# when numba is installed.
 
 
 def _real(x):
@@ -375,13 +380,14 @@ def _gpu_available():
 
 
 # ----------------------------------------------------------------------------- compiled path
-# Each twin below computes one reference function above (its docstring names it) as a loop
-# over [i, j], fused with the step next to it and writing into an array it is given (no new
-# arrays per batch). The update's lr, momentum and weight decay come in an array of the
-# parameters' dtype: a Python float would turn float32 loops into float64 ones, and numba
-# unboxes a numpy scalar argument more slowly than an array. The loss sums stay float64 on
-# purpose. With NUMBA_DISABLE_JIT=1 the twins run as the Python loops they are, so a
-# debugger can step into them.
+# Each twin below computes one reference function above (its docstring names it): the
+# elementwise ones as loops over [i, j], fused with the step next to it and writing into an
+# array it is given (no new arrays per batch); forward_nb, backward_nb and _epoch_nb are
+# plain Python around np.dot that call them. The update's lr, momentum and weight decay
+# come in an array of the parameters' dtype: a Python float would turn float32 loops into
+# float64 ones, and numba unboxes a numpy scalar argument more slowly than an array. The
+# loss sums stay float64 on purpose. With NUMBA_DISABLE_JIT=1 the twins run as the Python
+# loops they are, so a debugger can step into them.
 
 try:
     import numba

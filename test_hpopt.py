@@ -1395,6 +1395,18 @@ def test_backprop_matches_central_differences_for_every_parameter(activation, dr
     assert np.allclose(grad, fd, rtol=1e-5, atol=1e-8)
 
 
+def test_float32_validation_loss_stays_finite_when_a_true_class_probability_underflows():
+    model = nn.MLP([2, 8, 3], seed=0)                 # float32
+    model.theta *= 300                                # confident: some probabilities are 0
+    X = np.random.default_rng(0).standard_normal((20, 2)).astype(np.float32)
+    P = model.predict_proba(X)
+    assert P.min() == 0.0
+    history = nn.train(model, X, P.argmax(axis=1), epochs=1, batch_size=20, lr=1e-12,
+                       X_val=X, y_val=P.argmin(axis=1))  # validate on the impossible class
+    tiny = np.finfo(np.float32).tiny                  # the floor: -log(tiny) = 87.3
+    assert 0 < history["val_loss"][0] <= -np.log(tiny) * (1 + 1e-6)
+
+
 def test_softmax_cross_entropy_survives_huge_logits():
     logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
     loss, G = nn.softmax_cross_entropy(logits, np.array([1, 2]))
