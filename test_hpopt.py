@@ -1848,6 +1848,18 @@ def test_the_demo_refuses_bad_options_before_the_race(args, problem, tmp_path, c
     assert sorted(os.listdir(tmp_path)) == ["a_file", "dir.png"]   # the check wrote nothing
 
 
+def test_readme_shows_what_the_demo_prints_for_seed_0():
+    readme = open(os.path.join(HERE, "README.md")).read()
+    shown = re.search(r"```text\n(method .*?)```", readme, re.S).group(1).strip().splitlines()
+    out = subprocess.run([sys.executable, "demo.py"], cwd=HERE, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    table = out[out.index(shown[0]):][:len(shown)]
+    drop_seconds = lambda line: re.sub(r"^(\S+(?:\s+\S+){4})\s+[0-9.]+", r"\1", line).split()
+    assert [drop_seconds(line) for line in table] == [drop_seconds(line) for line in shown]
+    ranking = re.findall(r"^  (\w+) +([0-9.]+) +#+$", readme, re.M)
+    assert ranking and all(f"  {name:<11s} {value}" in "\n".join(out) for name, value in ranking)
+
+
 def test_readme_python_snippets_run_as_written(tmp_path, monkeypatch):
     readme = open(os.path.join(HERE, "README.md")).read()
     snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
