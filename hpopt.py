@@ -245,7 +245,7 @@ class GridSearch:
         return asked
 
     def tell(self, params, value):
-        _check_tell(self.space, params, value)
+        _check_params(self.space, params, value)
         self.tried.add(point_key(self.space, params))
 
     def __len__(self):
@@ -295,7 +295,7 @@ class RandomSearch:
             self.drawn.add(point_key(self.space, params))
 
     def tell(self, params, value):
-        _check_tell(self.space, params, value)
+        _check_params(self.space, params, value)
         key = point_key(self.space, params)
         if key in self.pending:
             self.pending.remove(key)
@@ -413,7 +413,7 @@ class BayesianSearch:
         return snap(self.space, np.vstack([rng.uniform(size=(N_CANDIDATES, q)), local]))
 
     def tell(self, params, value):
-        value, key = _check_tell(self.space, params, value), point_key(self.space, params)
+        value, key = _check_params(self.space, params, value), point_key(self.space, params)
         self.pending.pop(key, None)
         self.tried.add(key)
         self.U.append(to_unit(self.space, params))    # (q,)
@@ -548,7 +548,7 @@ class HalvingSearch:
         return asked
 
     def tell(self, params, value):
-        value, key = _check_tell(self.space, params, value), point_key(self.space, params)
+        value, key = _check_params(self.space, params, value), point_key(self.space, params)
         while True:
             free = [j for j, p in enumerate(self.points)
                     if j not in self.told and point_key(self.space, p) == key]
@@ -703,14 +703,11 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 k, params, budget = running.pop(future)
                 try:
                     value, error, seconds = future.result()
-                except BrokenExecutor as e:           # a worker died: not the trial's fault,
-                    if pool.restart(future):          # so it runs again on a fresh pool
-                        submit(k, params, budget)
-                    else:
+                except Exception as e:                # raised, and not in catch; or a worker
+                    if isinstance(e, BrokenExecutor) and pool.restart(future):  # died: not the
+                        submit(k, params, budget)     # trial's fault, so it runs again on a
+                    else:                             # fresh pool
                         stop = stop or e
-                    continue
-                except Exception as e:                # raised, and not in catch
-                    stop = stop or e
                     continue
                 trial = Trial(k, params, value, seconds, "failed" if error else "ok", error, budget)
                 searcher.tell(params, value)
@@ -719,7 +716,9 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 _write(log_file, dict(vars(trial), params=_encode(space, params),
                                       value=None if error else value))   # strict JSON
                 if verbose:
-                    _print_trial(trial, result, n_trials, method)
+                    shown = f"failed ({error})" if error else f"{value:.4g}"
+                    print(f"{method} trial {len(result.trials)}/{n_trials}  {params}  budget="
+                          f"{budget}  -> {shown}  best {result.best_so_far[-1]:.4g}", flush=True)
                 if callback is not None:
                     callback(trial)
         if stop is not None:
@@ -785,8 +784,7 @@ class _Pool:
                 future = self.executor.submit(_evaluate, objective, params, catch, budget)
         except Exception as e:                        # raised here, or a broken executor
             future.set_exception(e)
-        if self.executor is not None:
-            self.live.add(future)
+        self.live.add(future)                         # (the futures of the pool now running)
         return future
 
     def restart(self, future):
@@ -800,16 +798,6 @@ class _Pool:
     def shutdown(self, wait):
         if self.own:
             self.executor.shutdown(wait=wait, cancel_futures=True)
-
-
-def _print_trial(trial, result, n_trials, method):
-    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in trial.params.items())
-    shown += f"  budget={trial.budget}" if trial.budget is not None else ""
-    value = f"{trial.value:.4g}" if trial.status == "ok" else f"failed ({trial.error})"
-    best = min([t.value for t in result.trials if t.status == "ok"], default=math.inf)
-    print(f"{method} trial {len(result.trials)}/{n_trials}  {shown}  -> {value}  best "
-          f"{best:.4g}  {trial.seconds:.2f}s", flush=True)
 
 # ----------------------------------------------------------------------------- the log
 # A write-ahead log, one JSON object a line: first the header (what fixes the sequence of
@@ -829,6 +817,13 @@ def _describe(space):
 
 def _encode(space, params):
     return {n: d.index(params[n]) if isinstance(d, Choice) else params[n] for n, d in space.items()}
+
+
+def _decode(space, logged):
+    params = {n: d.options[logged[n]] if isinstance(d, Choice) and _is_int(logged[n])
+              and 0 <= logged[n] < len(d.options) else logged[n] for n, d in space.items()}
+    _check_params(space, params)                      # a damaged line fails here
+    return params
 
 
 def _write(log_file, record):
@@ -855,54 +850,40 @@ def _open_log(path, header, space, resume):
             _write(log_file, header)
             return log_file, [], []
         lines = log_file.read().decode("utf-8", errors="replace").split("\n")
-        _check_header(path, lines[0], header)
+        try:
+            logged = json.loads(lines[0])
+        except ValueError:
+            logged = None
+        if not isinstance(logged, dict) or logged.get("hpopt_log") != LOG_VERSION:
+            raise ValueError(f"log {path} does not start with the header of an hpopt log "
+                             f"(version {LOG_VERSION}); it was left as it is")
+        differ = [k for k in {**header, **logged} if logged.get(k) != header.get(k)]
+        if differ:
+            raise ValueError(f"log {path} records another search: its {differ[0]} is "
+                             f"{logged.get(differ[0])!r}, this one's is {header.get(differ[0])!r}")
     except BaseException as e:
         log_file.close()
         raise (ValueError(f"log {path} is in use by another search (it holds the log's lock)")
                if isinstance(e, BlockingIOError) else e) from None
     asked, finished = {}, {}
     for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
         try:
-            if not line.strip():
-                continue
             r = json.loads(line)
-            number, params = r["number"], _decode(space, r["params"])
+            r["params"], number = _decode(space, r["params"]), r["number"]
             if not (_is_int(number) and 0 <= number < len(lines)):   # a line per trial asked
                 raise ValueError(f"number {number!r}")
-            if "status" in r:
-                finished.setdefault(number, Trial(
-                    number, params, math.nan if r["value"] is None else float(r["value"]),
-                    float(r["seconds"]), r["status"], r["error"], r.get("budget")))
+            if "status" in r:                         # value null: a failed trial's nan
+                value = math.nan if r["value"] is None else float(r["value"])
+                finished.setdefault(number, Trial(**dict(r, value=value)))
             else:
-                asked.setdefault(number, (number, params, r.get("budget")))
+                asked.setdefault(number, (number, r["params"], r["budget"]))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             warnings.warn(f"log {path}: skipped line {i}, which is not a whole record ({e})")
     if lines[-1]:
         log_file.write(b"\n")                         # start after a line cut short
     return log_file, list(finished.values()), [asked[k] for k in sorted(asked) if k not in finished]
-
-
-def _check_header(path, line, header):
-    """The log's first line must be this search's header."""
-    try:
-        logged = json.loads(line)
-        version = logged.get("hpopt_log")
-    except (ValueError, AttributeError):
-        version = None
-    if version != LOG_VERSION:
-        raise ValueError(f"log {path} does not start with the header of an hpopt log "
-                         f"(version {LOG_VERSION}); it was left as it is")
-    for key in list(header) + [k for k in logged if k not in header]:
-        if logged.get(key) != header.get(key):
-            raise ValueError(f"log {path} records another search: its {key} is "
-                             f"{logged.get(key)!r}, this one's is {header.get(key)!r}")
-
-
-def _decode(space, logged):
-    params = {n: d.options[logged[n]] if isinstance(d, Choice) and _is_int(logged[n])
-              and 0 <= logged[n] < len(d.options) else logged[n] for n, d in space.items()}
-    _check_params(space, params)                      # a damaged line fails here
-    return params
 
 # ----------------------------------------------------------------------------- input checks
 
@@ -925,18 +906,15 @@ def _check_int(name, value, minimum=1):
 def _check_bounds(dim):
     """Real: finite numbers low < high; Integer: ints |v| <= 2^53 (beyond, a float cannot
     hold every integer), low <= high; log: low > 0. Stores them as float/int and bool."""
-    kind, real = type(dim).__name__, isinstance(dim, Real)
-    ok = (all(_is_real(v) and math.isfinite(v) if real else _is_int(v) and abs(v) <= 2 ** 53
-              for v in (dim.low, dim.high))
-          and (dim.low < dim.high if real else dim.low <= dim.high))
-    if not ok:
-        need = ("finite numbers low < high" if real
-                else "int bounds low <= high, each within +-2**53")
-        raise ValueError(f"{kind} needs {need}; got low={dim.low!r}, high={dim.high!r}")
-    if not isinstance(dim.log, (bool, np.bool_)) or dim.log and not dim.low > 0:
-        raise ValueError(f"{kind} needs log=True or False, and log=True needs low "
-                         f"{'> 0' if real else '>= 1'}; got low={dim.low!r}, log={dim.log!r}")
-    cast = float if real else int
+    real, cast = isinstance(dim, Real), float if isinstance(dim, Real) else int
+    ends = [_is_real(v) and math.isfinite(v) if real else _is_int(v) and abs(v) <= 2 ** 53
+            for v in (dim.low, dim.high)]
+    if not (all(ends) and (dim.low < dim.high if real else dim.low <= dim.high)
+            and isinstance(dim.log, (bool, np.bool_)) and (dim.low > 0 or not dim.log)):
+        need = "finite numbers low < high" if real else "int bounds low <= high within +-2**53"
+        raise ValueError(f"{type(dim).__name__} needs {need}, log True or False, and low "
+                         f"{'> 0' if real else '>= 1'} if log; got low={dim.low!r}, "
+                         f"high={dim.high!r}, log={dim.log!r}")
     for name, value in [("low", cast(dim.low)), ("high", cast(dim.high)), ("log", bool(dim.log))]:
         object.__setattr__(dim, name, value)
 
@@ -953,9 +931,8 @@ def _check_options(options):
 
 
 def _check_space(space):
-    if not (isinstance(space, dict) and space and all(
-            isinstance(k, str) and isinstance(d, (Real, Integer, Choice))
-            for k, d in space.items())):
+    if not (isinstance(space, dict) and space and all(isinstance(k, str) and isinstance(
+            d, (Real, Integer, Choice)) for k, d in space.items())):
         raise ValueError(f"space must be a non-empty dict {{name (str): Real | Integer | "
                          f"Choice}}; got {space!r}")
 
@@ -969,25 +946,20 @@ def _check_seed(seed):
     raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
 
 
-def _check_params(space, params):
-    """A dict with exactly the space's names, each a value of its dimension."""
-    if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict {{name: value}}; got {params!r}")
-    if set(params) != set(space):
-        raise ValueError(f"params must have exactly the names {list(space)}; missing "
-                         f"{sorted(set(space) - set(params))}, extra "
-                         f"{sorted(map(str, set(params) - set(space)))}")
+def _check_params(space, params, value=0.0):
+    """params: a dict with exactly the space's names, each a value of its dimension; value
+    (tell's): a real number (nan or inf: failed), returned as a float."""
+    if not isinstance(params, dict) or set(params) != set(space):
+        given = set(params) if isinstance(params, dict) else set()
+        raise ValueError(f"params must be a dict with exactly the names {list(space)}; got "
+                         f"{reprlib.repr(params)}: missing {sorted(set(space) - given)}, "
+                         f"extra {sorted(map(str, given - set(space)))}")
     for name, dim in space.items():
         v = params[name]
         if not (any(same_option(o, v) for o in dim.options) if isinstance(dim, Choice) else
                 (_is_int(v) if isinstance(dim, Integer) else _is_real(v))
                 and dim.low <= v <= dim.high):
             raise ValueError(f"params[{name!r}] = {v!r} is not a value of {dim}")
-
-
-def _check_tell(space, params, value):
-    """tell()'s params (see _check_params) and value, a real number (nan or inf: failed)."""
-    _check_params(space, params)
     if not _is_real(value):
         raise TypeError(f"value must be a real number (nan or inf for a failed trial); "
                         f"got value={value!r}")
@@ -1003,13 +975,12 @@ def _check_budgets(min_budget, max_budget, eta):
 
 def _check_run(objective, budget, n_trials, catch, callback, executor, n_jobs, log, resume):
     """run()'s arguments, checked before any work starts (no log or pool is made)."""
-    args = ({},) if budget is None else ({}, budget)  # halving: objective(params, budget)
+    call = "objective(params)" if budget is None else "objective(params, budget)"
     try:
-        inspect.signature(objective).bind(*args)
+        inspect.signature(objective).bind(*([{}] if budget is None else [{}, budget]))
     except TypeError:
-        raise TypeError(f"objective must be callable as objective"
-                        f"{'(params)' if budget is None else '(params, budget)'} for this "
-                        f"search; got {objective!r}") from None
+        raise TypeError(f"objective must be callable as {call} for this search; got "
+                        f"{objective!r}") from None
     except ValueError:                                # no signature to read (a builtin)
         pass
     _check_int("n_trials", n_trials), _check_int("n_jobs", n_jobs)
