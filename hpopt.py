@@ -112,10 +112,7 @@ class Integer:
     high: int
     log: bool = False
 
-    def __post_init__(self):
-        _check_bounds(self)
-
-    ends, raw, to_unit = Real.ends, Real.raw, Real.to_unit
+    __post_init__, ends, raw, to_unit = Real.__post_init__, Real.ends, Real.raw, Real.to_unit
 
     def from_unit(self, u):
         return min(max(int(round(float(self.raw(u)))), self.low), self.high)
@@ -165,9 +162,8 @@ class Choice:
     def to_unit(self, value):
         return (self.index(value) + 0.5) / len(self.options)
 
-    def from_unit(self, u):
-        return self.options[min(int(min(max(u, 0.0), 1.0) * len(self.options)),
-                                len(self.options) - 1)]
+    def from_unit(self, u):                           # snap(u) = (k + 0.5) / K: option k
+        return self.options[int(self.snap(u) * len(self.options))]
 
     def snap(self, u):
         K = len(self.options)
@@ -217,7 +213,7 @@ class GridSearch:
     """Every combination of `n_points` values per Real/Integer and every Choice option.
 
     Point i is the i-th combination in a fixed order (the first dimension varies slowest);
-    ask skips the combinations already told or asked. `size` is the number of points.
+    ask skips the combinations already told. `size` is the number of points.
     """
 
     def __init__(self, space, n_points=3):
@@ -226,7 +222,7 @@ class GridSearch:
         self.space, self.config, self.budget = space, {"n_points": n_points}, None
         self.values = [dim.grid(n_points) for dim in space.values()]
         self.size = math.prod(len(v) for v in self.values)
-        self.i, self.tried = 0, set()                 # the next combination; keys told or asked
+        self.i, self.tried = 0, set()                 # the next combination; keys told
 
     def combination(self, i):
         params = {}
@@ -239,8 +235,7 @@ class GridSearch:
         asked, n = [], _check_int("n", n)
         while len(asked) < n and self.i < self.size:
             params, self.i = self.combination(self.i), self.i + 1
-            if point_key(self.space, params) not in self.tried:
-                self.tried.add(point_key(self.space, params))
+            if point_key(self.space, params) not in self.tried:   # (told before it was asked)
                 asked.append(params)
         return asked
 
@@ -248,51 +243,27 @@ class GridSearch:
         _check_params(self.space, params, value)
         self.tried.add(point_key(self.space, params))
 
-    def __len__(self):
-        if self.size >= 2 ** 63:
-            raise OverflowError(f"the grid has {self.size} points, more than len() can return; "
-                                "read .size instead")
-        return self.size
-
 
 class RandomSearch:
     """Independent draws from each dimension (Bergstra & Bengio 2012).
 
     Draw k comes from its own generator seeded with (seed, k): a function of the seed and
-    k alone, whatever the results; a point told without being asked counts as a draw. In
-    a space of Integer/Choice dimensions only, no combination repeats until every one has
-    been drawn; then the draws start over.
+    k alone, whatever the results; a point told without being asked counts as a draw.
     """
 
     def __init__(self, space, seed=None):
         _check_space(space)
         self.space, self.seed, self.budget = space, _check_seed(seed), None
-        self.config = {"seed": self.seed}
-        self.n_drawn, self.drawn, self.pending = 0, set(), []   # keys this round; asked, untold
-        discrete = all(not isinstance(d, Real) for d in space.values())
-        self.size = (math.prod(d.high - d.low + 1 if isinstance(d, Integer)
-                               else len(d.options) for d in space.values())
-                     if discrete else math.inf)
+        self.config, self.size, self.n_drawn, self.pending = {"seed": self.seed}, math.inf, 0, []
 
     def ask(self, n=1):
-        return [self.draw() for _ in range(_check_int("n", n))]
-
-    def draw(self):
-        rng = np.random.default_rng([self.seed, self.n_drawn])   # draw k from (seed, k)
-        full = len(self.drawn) >= self.size           # every combination drawn: start over
-        params = from_unit(self.space, rng.uniform(size=len(self.space)))
-        while self.size < math.inf and not full and point_key(self.space, params) in self.drawn:
-            params = from_unit(self.space, rng.uniform(size=len(self.space)))   # no repeats
-        self.count(params)
-        self.pending.append(point_key(self.space, params))
-        return params
-
-    def count(self, params):
-        """One more draw; in a discrete space, a round of draws ends once all were drawn."""
-        self.n_drawn += 1
-        if self.size < math.inf:
-            self.drawn = set() if len(self.drawn) >= self.size else self.drawn
-            self.drawn.add(point_key(self.space, params))
+        asked = []
+        for _ in range(_check_int("n", n)):
+            rng = np.random.default_rng([self.seed, self.n_drawn])   # draw k from (seed, k)
+            asked.append(from_unit(self.space, rng.uniform(size=len(self.space))))
+            self.n_drawn += 1
+            self.pending.append(point_key(self.space, asked[-1]))   # asked, not yet told
+        return asked
 
     def tell(self, params, value):
         _check_params(self.space, params, value)
@@ -300,7 +271,7 @@ class RandomSearch:
         if key in self.pending:
             self.pending.remove(key)
         else:                                         # never asked: it counts as a draw
-            self.count(params)
+            self.n_drawn += 1
 
 # ----------------------------------------------------------------------------- Bayesian search
 # Each number here was chosen on the tuning half of bench.py's test functions (`python
@@ -320,8 +291,8 @@ class BayesianSearch:
     The first n_initial points (default 2q + 1) form a Latin hypercube (McKay et al. 1979);
     after that each ask fits gp.GP to the trials so far and asks the candidate of highest
     log expected improvement that has not been tried. Ask k draws its random numbers from
-    (seed, k), and the GP's fits depend on the told trials and their order alone (fit_gp),
-    so the same seed and the same results, told in the same order, give the same points.
+    (seed, k), and the GP's fits depend on the told trials and their order alone (tell), so
+    the same seed and the same results, told in the same order, give the same points.
     """
 
     def __init__(self, space, seed=None, n_initial=None):
@@ -329,10 +300,10 @@ class BayesianSearch:
         q = len(space)
         n_initial = _check_int("n_initial", 2 * q + 1 if n_initial is None else n_initial)
         self.space, self.seed, self.n_initial = space, _check_seed(seed), n_initial
-        self.budget = None
-        self.config, self.size = {"seed": self.seed, "n_initial": n_initial}, math.inf
+        self.config = {"seed": self.seed, "n_initial": n_initial}
+        self.size, self.budget = math.inf, None
         self.U, self.values = [], []                  # told u (q,) and values (nan: failed)
-        self.chain, self.n_chained = (None, None), 0   # the told trials' fit (fit_gp)
+        self.told_fit = (None, None)                  # (GP, best warped value) of the told (tell)
         self.pending, self.tried, self.gp = {}, set(), None   # asked, not told: key -> u;
         # the keys of every point told or asked; the GP of the last ask
         rng = np.random.default_rng([self.seed, 2 ** 32])   # a stream no ask k uses
@@ -346,7 +317,9 @@ class BayesianSearch:
         """One step of Bayesian optimisation: the next point to evaluate."""
         q, number = len(self.space), len(self.values) + len(self.pending)
         rng = np.random.default_rng([self.seed, number])
-        best = self.fit_gp() if number >= self.n_initial else None   # 1. fit the GP
+        self.gp, best = self.told_fit                                # 1. fit the GP: the
+        if self.pending and number >= self.n_initial:                # told, and the pending
+            self.gp, best = self.fit(self.values, self.U, list(self.pending.values()), self.gp)
         if number < self.n_initial:
             ranked = self.design[number:number + 1]                  # (1, q) initial design
         elif best is None:
@@ -365,28 +338,11 @@ class BayesianSearch:
         self.pending[point_key(self.space, params)] = to_unit(self.space, params)   # (q,)
         return params
 
-    def fit_gp(self):
-        """Fit self.gp to every trial told and pending; the best (warped) value, or None
-        before the first success.
-
-        The hyperparameters follow the told trials one at a time: the fit to the first k
-        starts from the fit to the first k - 1 (a climb of a few steps, not one from
-        scratch), so they are a function of the told trials and their order alone, and a
-        resumed search recomputes them. The fit for this ask adds the pending trials.
-        """
-        while self.n_chained < len(self.values):     # self.chain: (GP, best) of the first
-            self.n_chained += 1                       # n_chained told trials
-            k = self.n_chained
-            fitted = self.fit(self.values[:k], self.U[:k], [], self.chain[0])
-            self.chain = fitted if fitted[0] is not None else self.chain
-        self.gp, best = (self.fit(self.values, self.U, list(self.pending.values()), self.chain[0])
-                         if self.pending else self.chain)
-        return best
-
     def fit(self, values, U, U_pending, start):
         """A GP fitted from start's hyperparameters (None: gp.GP's defaults) to the trials
         (values (n,), U: n of (q,)) and the pending points U_pending, and the best warped
-        value; (None, None) before the first success.
+        value; (None, None) before the first success. An ask adds the pending points to
+        the fit of the told trials (tell).
 
         A failed trial counts as the worst value seen, so the search moves away from it; a
         pending one (asked, not yet told) as the best, the "constant liar" (Ginsbourger et
@@ -418,6 +374,8 @@ class BayesianSearch:
         self.tried.add(key)
         self.U.append(to_unit(self.space, params))    # (q,)
         self.values.append(value if math.isfinite(value) else math.nan)
+        fitted = self.fit(self.values, self.U, [], self.told_fit[0])   # climbs from the last
+        self.told_fit = fitted if fitted[0] is not None else self.told_fit   # fit (or none)
 
 
 def maximize_acquisition(score, U_pool, snap_fn, rng):
