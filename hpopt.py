@@ -120,15 +120,10 @@ class Integer:
     def snap(self, u):                                # (m,) -> (m,) the u of each int
         return self.to_unit(np.clip(np.round(self.raw(u)), self.low, self.high))
 
-    def grid(self, n_points):                         # even in value or log value
-        if n_points > self.high - self.low:
+    def grid(self, n_points):                         # a Real's grid, rounded: even in
+        if n_points > self.high - self.low:           # value or log value, exact ends
             return list(range(self.low, self.high + 1))
-        if n_points == 1:
-            return [self.from_unit(0.5)]
-        a, b = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
-        inner = np.linspace(a, b, n_points)[1:-1]     # (n_points - 2,)
-        inner = np.clip(np.rint(np.exp(inner) if self.log else inner), self.low, self.high)
-        return sorted({self.low, self.high, *(int(v) for v in inner)})  # 1, 10, 100, 1000
+        return sorted({round(v) for v in Real(self.low, self.high, self.log).grid(n_points)})
 
 
 def same_option(a, b):
@@ -586,12 +581,10 @@ class Result:
     @property
     def best_trial(self):
         ok = [t for t in self.trials if t.status == "ok"]
-        top = max((t.budget for t in ok if t.budget is not None), default=None)
-        ok = [t for t in ok if t.budget == top]       # multi-fidelity: the largest budget
         if not ok:
             raise ValueError(f"no successful trial: all {len(self.trials)} trials failed"
                              + (f" (first error: {self.trials[0].error})" if self.trials else ""))
-        return min(ok, key=lambda t: t.value)
+        return min(ok, key=lambda t: (-(t.budget or 0), t.value))   # at the largest budget
 
     best_params = property(lambda self: self.best_trial.params)
     best_value = property(lambda self: self.best_trial.value)
@@ -617,7 +610,9 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
     or an exception of a type in `catch`, makes a failed trial and the search goes on. Any
     other exception stops asking; the trials still running are waited for, and it
     propagates with the finished trials on its `partial_result`. Ctrl-C returns them at
-    once, marked interrupted.
+    once, marked interrupted. When a worker of the n_jobs pool dies (killed, out of memory),
+    a fresh pool runs its trials again, unless no trial finished since the last fresh pool
+    (the same trial would only kill it again).
     With `log`, a line is written when trial k is asked and another when it finishes.
     resume=True tells the searcher every finished trial of the log, in the order they
     finished, then runs again, under their own numbers, the trials that were asked but
@@ -635,19 +630,33 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
     result, running, stop, ended = Result(finished, method), {}, None, False
     rerun = {k for k, _, _ in unfinished}
     number = 1 + max([t.number for t in finished] + list(rerun), default=-1)
-    pool = _Pool(executor, n_jobs, log_file)
+    client = getattr(executor, "_client", None)       # dask.distributed's ClientExecutor
+    workers = (n_jobs if executor is None else getattr(executor, "_max_workers", None)
+               or (client and max(1, sum(client.nthreads().values()))) or os.cpu_count())
+    own, progress = executor is None and n_jobs > 1, True   # our pool; a trial finished
+    init = dict(initializer=os.close, initargs=(log_file.fileno(),)) if log_file else {}
+    executor = ProcessPoolExecutor(n_jobs, **init) if own else executor   # (its workers
+    # close their copy of the log's file, so that they never hold its lock)
 
     def submit(k, params, budget):
-        running[pool.submit(objective, copy.deepcopy(params), catch, budget)] = (k, params, budget)
+        future = Future()
+        try:                                          # no executor: run now, Ctrl-C passes up
+            if executor is None:
+                future.set_result(_evaluate(objective, copy.deepcopy(params), catch, budget))
+            else:
+                future = executor.submit(_evaluate, objective, copy.deepcopy(params), catch, budget)
+        except Exception as e:                        # raised here, or a broken executor
+            future.set_exception(e)
+        running[future] = (k, params, budget, executor)   # and the pool it runs on
 
     try:
         while True:
-            while stop is None and len(running) < pool.workers \
+            while stop is None and len(running) < workers \
                     and len(result.trials) + len(running) < n_trials:
                 if unfinished:                        # asked before the stop: run again,
                     submit(*unfinished.pop(0))        # and ask once they are told
                     continue
-                asked = [] if rerun & {k for k, _, _ in running.values()} else searcher.ask()
+                asked = [] if rerun & {e[0] for e in running.values()} else searcher.ask()
                 if not asked:                         # a rung waits, or no points are left
                     break
                 _write(log_file, {"number": number, "params": _encode(space, asked[0]),
@@ -658,19 +667,22 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: running[f][0]):
-                k, params, budget = running.pop(future)
+                k, params, budget, pool = running.pop(future)
                 try:
                     value, error, seconds = future.result()
                 except Exception as e:                # raised, and not in catch; or a worker
-                    if isinstance(e, BrokenExecutor) and pool.restart(future):  # died: not the
-                        submit(k, params, budget)     # trial's fault, so it runs again on a
-                    else:                             # fresh pool
+                    if isinstance(e, BrokenExecutor) and own and (pool is not executor or progress):
+                        if pool is executor:          # died: not the trial's fault, so it
+                            executor.shutdown(wait=False, cancel_futures=True)   # runs again
+                            executor, progress = ProcessPoolExecutor(n_jobs, **init), False
+                        submit(k, params, budget)     # on a fresh pool
+                    else:
                         stop = stop or e
                     continue
                 trial = Trial(k, params, value, seconds, "failed" if error else "ok", error, budget)
                 searcher.tell(params, value)
                 result.trials.append(trial)
-                pool.progress = True
+                progress = True
                 _write(log_file, dict(vars(trial), params=_encode(space, params),
                                       value=None if error else value))   # strict JSON
                 if verbose:
@@ -688,7 +700,8 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
         e.partial_result = result                     # the finished trials, logged too
         raise
     finally:
-        pool.shutdown(wait=ended)
+        if own:
+            executor.shutdown(wait=ended, cancel_futures=True)
         if log_file:
             log_file.close()
     return result
@@ -717,45 +730,6 @@ def _evaluate(objective, params, catch, budget=None):
         f"objective returned {reprlib.repr(value)}, which is not a number, or not finite"
     return (math.nan if error else number), error, time.perf_counter() - t0
 
-
-class _Pool:
-    """Where trials run: here, one at a time (no executor); on the user's executor; or on a
-    process pool of n_jobs, replaced by a fresh one when a worker dies (killed, out of
-    memory) so that the trials it ran run again, unless no trial has finished since the
-    last replacement (then the same trial would only kill it again). Its workers close
-    their copy of the log's file, so that they never hold its lock."""
-
-    def __init__(self, executor, n_jobs, log_file):
-        self.own, self.live, self.progress = executor is None and n_jobs > 1, set(), True
-        self.init = dict(initializer=os.close, initargs=(log_file.fileno(),)) if log_file else {}
-        self.executor = ProcessPoolExecutor(n_jobs, **self.init) if self.own else executor
-        client = getattr(executor, "_client", None)   # dask.distributed's ClientExecutor
-        self.workers = (n_jobs if executor is None else getattr(executor, "_max_workers", None)
-                        or (client and max(1, sum(client.nthreads().values()))) or os.cpu_count())
-
-    def submit(self, objective, params, catch, budget):
-        future = Future()
-        try:                                          # no executor: run now, Ctrl-C passes up
-            if self.executor is None:
-                future.set_result(_evaluate(objective, params, catch, budget))
-            else:
-                future = self.executor.submit(_evaluate, objective, params, catch, budget)
-        except Exception as e:                        # raised here, or a broken executor
-            future.set_exception(e)
-        self.live.add(future)                         # (the futures of the pool now running)
-        return future
-
-    def restart(self, future):
-        """After a worker died: True if the trial of `future` may run again (on a new pool)."""
-        if future in self.live and self.own and self.progress:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = ProcessPoolExecutor(self.workers, **self.init)
-            self.live, self.progress = set(), False
-        return future not in self.live                # its pool was replaced, now or before
-
-    def shutdown(self, wait):
-        if self.own:
-            self.executor.shutdown(wait=wait, cancel_futures=True)
 
 # ----------------------------------------------------------------------------- the log
 # A write-ahead log, one JSON object a line: first the header (what fixes the sequence of
