@@ -686,9 +686,9 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 _write(log_file, dict(vars(trial), params=_encode(space, params),
                                       value=None if error else value))   # strict JSON
                 if verbose:
-                    shown = f"failed ({error})" if error else f"{value:.4g}"
                     print(f"{method} trial {len(result.trials)}/{n_trials}  {params}  budget="
-                          f"{budget}  -> {shown}  best {result.best_so_far[-1]:.4g}", flush=True)
+                          f"{budget}  -> {error or format(value, '.4g')}  best "
+                          f"{result.best_so_far[-1]:.4g}", flush=True)
                 if callback is not None:
                     callback(trial)
         if stop is not None:
@@ -870,12 +870,11 @@ def _check_space(space):
 
 
 def _check_seed(seed):
-    """The seed as an int >= 0: None draws one, a numpy Generator gives one."""
+    """The seed as an int >= 0: None draws one from fresh entropy, a numpy Generator from
+    itself."""
     if seed is None or isinstance(seed, np.random.Generator):
         return int((seed or np.random.default_rng()).integers(2 ** 63))
-    if _is_int(seed) and seed >= 0:
-        return int(seed)
-    raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator; got {seed!r}")
+    return _check_int("seed (None, a numpy Generator or an int)", seed, 0)
 
 
 def _check_params(space, params, value=0.0):
@@ -898,11 +897,10 @@ def _check_params(space, params, value=0.0):
     return float(value)
 
 
-def _check_budgets(min_budget, max_budget, eta):
-    if not (_is_int(min_budget) and _is_int(max_budget) and 0 < min_budget < max_budget):
-        raise ValueError(f"min_budget and max_budget must be ints with 0 < min_budget < "
-                         f"max_budget; got min_budget={min_budget!r}, max_budget={max_budget!r}")
-    return int(min_budget), int(max_budget), _check_int("eta", eta, 2)
+def _check_budgets(min_budget, max_budget, eta):     # 0 < min_budget < max_budget, eta >= 2
+    min_budget = _check_int("min_budget", min_budget)
+    return min_budget, _check_int("max_budget", max_budget, min_budget + 1), \
+        _check_int("eta", eta, 2)
 
 
 def _check_run(objective, budget, n_trials, catch, callback, executor, n_jobs, log, resume):

@@ -732,8 +732,8 @@ def test_callback_and_verbose_report_every_trial(capsys):
     (lambda: hpopt.GridSearch(MIXED, n_points=0), ValueError, "n_points"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, n_trials=0), ValueError, "n_trials"),
     (lambda: hpopt.BayesianSearch(MIXED, n_initial=0), ValueError, "n_initial"),
-    (lambda: hpopt.RandomSearch(MIXED, seed="7"), TypeError, "seed"),
-    (lambda: hpopt.RandomSearch(MIXED, seed=-1), TypeError, "seed"),
+    (lambda: hpopt.RandomSearch(MIXED, seed="7"), ValueError, "seed"),
+    (lambda: hpopt.RandomSearch(MIXED, seed=-1), ValueError, "seed"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, n_jobs=0), ValueError, "n_jobs"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, catch=[1]), TypeError, "catch"),
     (lambda: hpopt.random_search(mixed_objective, MIXED, 2, resume=True), ValueError, "log="),
@@ -1360,9 +1360,9 @@ def test_n_trials_caps_any_search_at_its_first_trials(method, kw):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: hpopt.successive_halving(learning_curve, SMALL, 3, 3), ValueError, "min_budget"),
-    (lambda: hpopt.hyperband(learning_curve, SMALL, 0, 9), ValueError, "0 < min_budget"),
-    (lambda: hpopt.hyperband(learning_curve, SMALL, 1.0, 9), ValueError, "ints"),
+    (lambda: hpopt.successive_halving(learning_curve, SMALL, 3, 3), ValueError, "max_budget must be an int >= 4"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 0, 9), ValueError, "min_budget must be an int >= 1"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 1.0, 9), ValueError, "min_budget must be an int"),
     (lambda: hpopt.hyperband(learning_curve, SMALL, 1, 9, eta=1), ValueError, "eta"),
     (lambda: hpopt.hyperband(slow_square, SMALL, 1, 9), TypeError, r"\(params, budget\)"),
 ])
