@@ -369,8 +369,8 @@ class BayesianSearch:
         self.tried.add(key)
         self.U.append(to_unit(self.space, params))    # (q,)
         self.values.append(value if math.isfinite(value) else math.nan)
-        fitted = self.fit(self.values, self.U, [], self.told_fit[0])   # climbs from the last
-        self.told_fit = fitted if fitted[0] is not None else self.told_fit   # fit (or none)
+        self.told_fit = self.fit(self.values, self.U, [], self.told_fit[0])   # climbs from the
+        # last fit; (None, None) until a trial succeeds, and never again after one
 
 
 def maximize_acquisition(score, U_pool, snap_fn, rng):
@@ -469,7 +469,9 @@ class HalvingSearch:
     """
 
     def __init__(self, space, min_budget, max_budget, eta=3, seed=None, hyperband=False):
-        min_budget, max_budget, eta = _check_budgets(min_budget, max_budget, eta)
+        min_budget = _check_int("min_budget", min_budget)   # 0 < min_budget < max_budget,
+        max_budget = _check_int("max_budget", max_budget, min_budget + 1)
+        eta = _check_int("eta", eta, 2)                     # eta >= 2
         self.sampler = RandomSearch(space, seed)
         self.space, self.seed = space, self.sampler.seed
         self.config = {"seed": self.seed, "min_budget": min_budget, "max_budget": max_budget,
@@ -592,9 +594,8 @@ class Result:
     @property
     def best_so_far(self):
         """Lowest value after each trial, in trial-number order (inf before the first success)."""
-        values = [t.value if t.status == "ok" else math.inf
-                  for t in sorted(self.trials, key=lambda t: t.number)]
-        return np.minimum.accumulate(values).tolist() if values else []
+        return np.minimum.accumulate([t.value if t.status == "ok" else math.inf for t in
+                                      sorted(self.trials, key=lambda t: t.number)]).tolist()
 
 # ----------------------------------------------------------------------------- the loop
 
@@ -653,16 +654,15 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
         while True:
             while stop is None and len(running) < workers \
                     and len(result.trials) + len(running) < n_trials:
-                if unfinished:                        # asked before the stop: run again,
-                    submit(*unfinished.pop(0))        # and ask once they are told
-                    continue
-                asked = [] if rerun & {e[0] for e in running.values()} else searcher.ask()
-                if not asked:                         # a rung waits, or no points are left
-                    break
-                _write(log_file, {"number": number, "params": _encode(space, asked[0]),
-                                  "budget": searcher.budget})
-                submit(number, asked[0], searcher.budget)
-                number += 1
+                if not unfinished:                    # the log's unfinished trials run first,
+                    asked = [] if rerun & {e[0] for e in running.values()} else searcher.ask()
+                    if not asked:                     # and new ones are asked once they are
+                        break                         # told; [] if a rung waits, or at the end
+                    _write(log_file, {"number": number, "params": _encode(space, asked[0]),
+                                      "budget": searcher.budget})
+                    unfinished.append((number, asked[0], searcher.budget))
+                    number += 1
+                submit(*unfinished.pop(0))
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -895,12 +895,6 @@ def _check_params(space, params, value=0.0):
         raise TypeError(f"value must be a real number (nan or inf for a failed trial); "
                         f"got value={value!r}")
     return float(value)
-
-
-def _check_budgets(min_budget, max_budget, eta):     # 0 < min_budget < max_budget, eta >= 2
-    min_budget = _check_int("min_budget", min_budget)
-    return min_budget, _check_int("max_budget", max_budget, min_budget + 1), \
-        _check_int("eta", eta, 2)
 
 
 def _check_run(objective, budget, n_trials, catch, callback, executor, n_jobs, log, resume):
