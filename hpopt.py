@@ -129,10 +129,8 @@ class Integer:
 def same_option(a, b):
     """Options are one only if of one type and equal: 1, 1.0, True and "1" are four
     options; NaN is NaN; objects without a truth value of == are compared by identity."""
-    if type(a) is not type(b):
-        return False
-    try:
-        return a is b or bool(np.all(a == b)) or (a != a and b != b)   # a != a: NaN
+    try:                                              # (a != a: NaN)
+        return type(a) is type(b) and (a is b or bool(np.all(a == b)) or (a != a and b != b))
     except (TypeError, ValueError):
         return False
 
