@@ -4,7 +4,7 @@ r"""bench.py - every figure in BENCHMARKS.md, from this repository alone.
     python bench.py regret [--half tuning|held-out] [--fn NAME ...] [--methods M,...]
                            [--seeds 10] [--budget 40]
     python bench.py ablation [--seeds 30] [--held-out] [--rows 0 3 ...]
-    python bench.py bo-step [--n 20 50 100 200] [--cycles 5] [--rounds 3]
+    python bench.py bo-step [--n 20 50 100 200] [--cycles 21] [--rounds 3]
     python bench.py gp [--n 50 100 200 500] [--restarts 5] [--repeats 3] [--impls hpopt]
     python bench.py mlp [--frameworks numpy nn torch] [--rounds 3]
     python bench.py shapes [--epochs 7] | first [--repeats 3] | paths [--epochs 150]
@@ -1087,7 +1087,7 @@ def main():
     s.set_defaults(func=ablation)
     s = sub.add_parser("bo-step")
     s.add_argument("--n", type=int, nargs="+", default=[20, 50, 100, 200])
-    s.add_argument("--cycles", type=int, default=5)
+    s.add_argument("--cycles", type=int, default=21)
     s.add_argument("--rounds", type=int, default=3)
     s.set_defaults(func=bo_step)
     s = sub.add_parser("gp")
