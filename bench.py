@@ -477,6 +477,7 @@ ABLATION = [                                          # (row, constants of hpopt
     ("20 children a step (POLISH_CHILDREN)", {"POLISH_CHILDREN": 20}),
     ("no warp (WARP_LAMBDAS = (1.0,))", {"WARP_LAMBDAS": np.array([1.0])}),
     ("max. likelihood (LOG_PRIOR = None)", {"LOG_PRIOR": None}),
+    ("climbs of 200 steps (CLIMB_STEPS)", {"CLIMB_STEPS": 200}),
 ]
 
 

@@ -276,6 +276,8 @@ POLISH_STEPS = (0.05, 0.01, 0.002, 0.0005)  # then the best point moves by shrin
 POLISH_PARENTS, POLISH_CHILDREN = 1, 10   # the points polished, and the children of each
 WARP_LAMBDAS = np.linspace(-1, 3, 41)   # Yeo-Johnson lambdas that warp() chooses from
 LOG_PRIOR = gp.bo_log_prior     # the GP's hyperparameters: MAP with this prior (None: ML)
+CLIMB_STEPS = 5                 # optimiser steps of one GP fit: the fit to k trials starts
+                                # from the fit to k - 1 (tell), so the steps add up
 
 
 class BayesianSearch:
@@ -283,9 +285,11 @@ class BayesianSearch:
 
     The first n_initial points (default 2q + 1) form a Latin hypercube (McKay et al. 1979);
     after that each ask fits gp.GP to the trials so far and asks the candidate of highest
-    log expected improvement that has not been tried. Ask k draws its random numbers from
-    (seed, k), and the GP's fits depend on the told trials and their order alone (tell), so
-    the same seed and the same results, told in the same order, give the same points.
+    log expected improvement that has not been tried. Each tell moves the GP's
+    hyperparameters CLIMB_STEPS optimiser steps on from where the last tell left them, so
+    they are a function of the told trials and their order alone; ask k draws its random
+    numbers from (seed, k): the same seed and the same results, told in the same order,
+    give the same points.
     """
 
     def __init__(self, space, seed=None, n_initial=None):
@@ -351,7 +355,8 @@ class BayesianSearch:
         X = gp_inputs(self.space, np.array(U + U_pending))  # (n, D)  warp: nearer a Gaussian
         theta0 = {} if start is None else dict(
             lengthscale=start.lengthscale, variance=start.variance, noise=start.noise)
-        return gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0, **theta0).fit(X, y), y.min()
+        return gp.GP("matern52", log_prior=LOG_PRIOR, n_restarts=0, max_iter=CLIMB_STEPS,
+                     **theta0).fit(X, y), y.min()
 
     def candidates(self, rng):
         """Points to score (m, q), each snapped to a valid point: N_CANDIDATES uniform, and
