@@ -9,6 +9,7 @@ r"""bench.py - every figure in BENCHMARKS.md, from this repository alone.
     python bench.py mlp [--frameworks numpy nn torch] [--rounds 3]
     python bench.py shapes [--epochs 7] | first [--repeats 3] | paths [--epochs 150]
     python bench.py tiny [FOLDER ...] [--rounds 3]     # demo-size nets, against other checkouts
+    python bench.py batch                   # where a demo-size batch spends its time
     python bench.py halving [--seeds 20] | parallel [--trials 16] [--jobs 2] | lines | inverse
 
 The project needs only requirements.txt. The peers it is compared with are imported only by
@@ -893,6 +894,57 @@ def tiny(args):
               + " | ".join(f"{m / ms[0]:.2f}" for m in ms[1:]) + " |", flush=True)
 
 
+BATCH = """
+import os
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+import sys, time, numpy as np, nn
+def per(f, k=20000):                                  # microseconds a call, after one
+    f(); t = time.perf_counter()
+    for _ in range(k): f()
+    return 1e6 * (time.perf_counter() - t) / k
+X, y = nn.make_spirals(200, 5, noise=0.3, seed=0)
+X, bs, dt = X.astype(np.float32), 16, np.float32
+model = nn.MLP([2, 64, 64, 64, 5], dropout=0.1, seed=0)
+nn.train(model, X, y, epochs=2, batch_size=bs, lr=0.05)          # compiles
+t = time.perf_counter()
+nn.train(model, X, y, epochs=20, batch_size=bs, lr=0.05)
+print(f"| whole batch (an epoch / its {-(-len(X) // bs)} batches) | "
+      f"{1e6 * (time.perf_counter() - t) / 20 / -(-len(X) // bs):.1f} | 1 |")
+W, b, rows, yb = model.W, model.b, np.arange(bs), y[:bs].astype(np.int64)
+A = [np.ones((bs, h), dt) for h in (2, 64, 64, 64)]
+H, M, G = [np.ones((bs, 64), dt) for _ in range(3)], [np.ones((bs, 64), dt) for _ in range(3)], \
+    [np.ones((bs, 64), dt) for _ in range(3)] + [np.ones((bs, 5), dt)]
+Z, dW, db = np.ones((bs, 5), dt), [np.ones_like(w) for w in W], [np.ones_like(v) for v in b]
+v, g, decay = (np.zeros_like(model.theta) for _ in range(3))      # (P,) each
+hyper = np.array([0.05, 0.9, 0.0], dt)
+for name, f, count in [
+        ("np.dot A W (16 x 64, 64 x 64)", lambda: np.dot(A[1], W[1], out=H[1]), 2),
+        ("np.dot A W (16 x 2, 2 x 64)", lambda: np.dot(A[0], W[0], out=H[0]), 1),
+        ("np.dot A W (16 x 64, 64 x 5)", lambda: np.dot(A[3], W[3], out=Z), 1),
+        ("np.dot A^T G (64 x 16, 16 x 64)", lambda: np.dot(A[1].T, G[1], out=dW[1]), 2),
+        ("np.dot A^T G (2 x 16, 16 x 64)", lambda: np.dot(A[0].T, G[0], out=dW[0]), 1),
+        ("np.dot A^T G (64 x 16, 16 x 5)", lambda: np.dot(A[3].T, G[3], out=dW[3]), 1),
+        ("np.dot G W^T (16 x 64, 64 x 64)", lambda: np.dot(G[2], W[2].T, out=G[1]), 2),
+        ("np.dot G W^T (16 x 5, 5 x 64)", lambda: np.dot(G[3], W[3].T, out=G[2]), 1),
+        ("hidden_forward_nb (p = 0.1)",
+         lambda: nn.hidden_forward_nb(H[0], b[0], 0, rows, 12345, 0.1, 1 / 0.9, M[0], A[1]), 3),
+        ("softmax_cross_entropy_nb", lambda: nn.softmax_cross_entropy_nb(Z, b[3], yb, G[3], db[3]), 1),
+        ("hidden_backward_nb", lambda: nn.hidden_backward_nb(G[1], H[1], M[1], 0, db[1]), 3),
+        ("sgd_momentum_nb", lambda: nn.sgd_momentum_nb(model.theta, v, g, hyper, decay), 1)]:
+    print(f"| {name} | {per(f):.2f} | {count} |")
+"""
+
+
+def batch(args):
+    """Where one batch of 2-64-64-64-5 at batch 16 (dropout 0.1, one BLAS thread) spends
+    its time: the whole batch, then each call it makes, timed alone (us a call, and how
+    many calls a batch makes)."""
+    print("| part | us a call | calls a batch |\n| --- | --- | --- |")
+    out = subprocess.run([sys.executable, "-c", BATCH], cwd=HERE, check=True, text=True,
+                         capture_output=True).stdout
+    print(out, end="")
+
+
 # ============================================================================ halving
 
 HALVING_SPACE = {"lr": hpopt.Real(1e-3, 1.0, log=True), "width": hpopt.Integer(1, 8),
@@ -1116,6 +1168,8 @@ def main():
     s.add_argument("folders", nargs="*", help="other checkouts of the project to compare")
     s.add_argument("--rounds", type=int, default=3)
     s.set_defaults(func=tiny)
+    s = sub.add_parser("batch")
+    s.set_defaults(func=batch)
     s = sub.add_parser("halving")
     s.add_argument("--seeds", type=int, default=20)
     s.set_defaults(func=halving)
