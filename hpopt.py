@@ -507,13 +507,13 @@ class HalvingSearch:
 
     def tell(self, params, value):
         value, key = _check_params(self.space, params, value), point_key(self.space, params)
-        while True:
+        while True:                                   # a resume tells a whole search's trials
             free = [j for j, p in enumerate(self.points)
                     if j not in self.told and point_key(self.space, p) == key]
             if free:                                  # asked ones first
                 self.told[min(free, key=lambda j: (j >= self.n_asked, j))] = value
                 return
-            if not self.next_rung():
+            if not self.next_rung():                  # before any ask: a later rung's point
                 raise ValueError(f"params {params!r} are not a point of this rung (budget "
                                  f"{self.budget}) still waiting for its value")
 
@@ -651,16 +651,19 @@ def run(searcher, objective, n_trials=None, method="", catch=(), callback=None, 
                 future = executor.submit(_evaluate, objective, copy.deepcopy(params), catch, budget)
         except Exception as e:                        # raised here, or a broken executor
             future.set_exception(e)
-        running[future] = (k, params, budget, executor)   # and the pool it runs on
+        running[future] = (k, params, budget, executor)   # and its pool: a trial of a pool
+    # already replaced reruns on the new one without replacing it again
 
     try:
         while True:
             while stop is None and len(running) < workers \
                     and len(result.trials) + len(running) < n_trials:
-                if not unfinished:                    # the log's unfinished trials run first,
+                if not unfinished:                    # the log's unfinished trials run first;
+                    # a new ask waits until they are told, so that a draw count or a rung
+                    # stays in the order of the search that never stopped
                     asked = [] if rerun & {e[0] for e in running.values()} else searcher.ask()
-                    if not asked:                     # and new ones are asked once they are
-                        break                         # told; [] if a rung waits, or at the end
+                    if not asked:                     # [] if a rung waits, or at the end
+                        break
                     _write(log_file, {"number": number, "params": _encode(space, asked[0]),
                                       "budget": searcher.budget})
                     unfinished.append((number, asked[0], searcher.budget))
