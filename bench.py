@@ -479,6 +479,7 @@ ABLATION = [                                          # (row, constants of hpopt
     ("no warp (WARP_LAMBDAS = (1.0,))", {"WARP_LAMBDAS": np.array([1.0])}),
     ("max. likelihood (LOG_PRIOR = None)", {"LOG_PRIOR": None}),
     ("climbs of 200 steps (CLIMB_STEPS)", {"CLIMB_STEPS": 200}),
+    ("climbs of 3 steps (CLIMB_STEPS)", {"CLIMB_STEPS": 3}),
 ]
 
 

@@ -1360,9 +1360,12 @@ def test_n_trials_caps_any_search_at_its_first_trials(method, kw):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: hpopt.successive_halving(learning_curve, SMALL, 3, 3), ValueError, "max_budget must be an int >= 4"),
-    (lambda: hpopt.hyperband(learning_curve, SMALL, 0, 9), ValueError, "min_budget must be an int >= 1"),
-    (lambda: hpopt.hyperband(learning_curve, SMALL, 1.0, 9), ValueError, "min_budget must be an int"),
+    (lambda: hpopt.successive_halving(learning_curve, SMALL, 3, 3), ValueError,
+     "max_budget must be an int >= 4"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 0, 9), ValueError,
+     "min_budget must be an int >= 1"),
+    (lambda: hpopt.hyperband(learning_curve, SMALL, 1.0, 9), ValueError,
+     "min_budget must be an int"),
     (lambda: hpopt.hyperband(learning_curve, SMALL, 1, 9, eta=1), ValueError, "eta"),
     (lambda: hpopt.hyperband(slow_square, SMALL, 1, 9), TypeError, r"\(params, budget\)"),
 ])
